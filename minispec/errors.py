@@ -1,0 +1,98 @@
+"""The one error type of minispec, and its rendering.
+
+Every mistake a user can make (in a spec, a data root, a weights file, a
+command-line option) is raised as a `MinispecError`. It carries the place in the
+spec when there is one, so the CLI can print it the way Elm and rustc do::
+
+    specs/caux.mdl:14:19: error: linear(10) expects a flat input, but `a` has shape [64, 2, 2]
+        digit_a = a | linear(10)
+                      ^^^^^^^^^^
+    hint: insert `flatten` before linear
+
+Nothing below the CLI prints: code raises, the CLI renders.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Span(BaseModel):
+    """A region of a source file, 1-based lines and columns, end exclusive."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class MinispecError(Exception):
+    """A user-facing error: a message, where it happened, and how to fix it.
+
+    `related` holds further spans worth showing (for example the other call
+    site of a shared instance), each with a short label.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        span: Span | None = None,
+        hint: str | None = None,
+        related: list[tuple[Span, str]] | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+        self.related = related or []
+
+    def with_span(self, span: Span) -> "MinispecError":
+        """Attach a span if the error has none yet (innermost wins)."""
+        if self.span is None:
+            self.span = span
+        return self
+
+    def render(self, sources: dict[str, str] | None = None) -> str:
+        """Format as `file:line:col: error: ...`, the line, a caret and the hint.
+
+        `sources` maps file names to their text; files not in it are read from disk.
+        """
+        lines = []
+        if self.span is None:
+            lines.append(f"error: {self.message}")
+        else:
+            lines.append(f"{self.span}: error: {self.message}")
+            lines.extend(_excerpt(self.span, sources))
+        for span, label in self.related:
+            lines.append(f"{span}: note: {label}")
+            lines.extend(_excerpt(span, sources))
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _excerpt(span: Span, sources: dict[str, str] | None) -> list[str]:
+    text = (sources or {}).get(span.file)
+    if text is None:
+        try:
+            with open(span.file, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            return []
+    source_lines = text.splitlines()
+    if not 1 <= span.line <= len(source_lines):
+        return []
+    line = source_lines[span.line - 1].expandtabs(4).rstrip()
+    start = max(span.column - 1, 0)
+    end = span.end_column - 1 if span.end_line == span.line else len(line)
+    width = max(1, min(end, max(len(line), start + 1)) - start)
+    return ["    " + line, "    " + " " * start + "^" * width]
