@@ -80,8 +80,17 @@ class MinispecError(Exception):
         return self.render()
 
 
+# Texts that are not files on disk (command-line overrides, specs given as strings).
+_MEMORY_SOURCES: dict[str, str] = {}
+
+
+def remember_source(name: str, text: str) -> None:
+    """Keep a text that spans may point into but that is not a file on disk."""
+    _MEMORY_SOURCES[name] = text
+
+
 def _excerpt(span: Span, sources: dict[str, str] | None) -> list[str]:
-    text = (sources or {}).get(span.file)
+    text = (sources or {}).get(span.file, _MEMORY_SOURCES.get(span.file))
     if text is None:
         try:
             with open(span.file, encoding="utf-8", errors="replace") as handle:

@@ -1,0 +1,256 @@
+"""Text -> syntax tree, with Lark and the grammar in grammar/minispec.lark.
+
+Syntax errors become `MinispecError`s located at the offending token, saying
+what was found and what could have come there instead.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from minispec.errors import MinispecError, Span
+from minispec.lang import syntax as s
+
+GRAMMAR = Path(__file__).resolve().parents[2] / "grammar" / "minispec.lark"
+
+# How the grammar's terminals read in an error message.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "SIGNED_INT": "an integer",
+    "SIGNED_FLOAT": "a number",
+    "STRING": 'a "string"',
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "VBAR": "`|`",
+    "$END": "the end of the file",
+}
+_MAX_NESTING = 200
+
+
+@functools.lru_cache(maxsize=None)
+def _lark(start: str) -> Lark:
+    return Lark(
+        GRAMMAR.read_text(encoding="utf-8"),
+        start=start,
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def parse(text: str, path: str, start: str = "start") -> s.File | s.Expr:
+    """Parse a whole file (start="start") or one value (start="expr", for --set)."""
+    _check_nesting(text, path)
+    try:
+        tree = _lark(start).parse(text)
+    except UnexpectedInput as error:
+        raise _syntax_error(error, text, path) from None
+    try:
+        result = _ToSyntax(path).transform(tree)
+    except VisitError as error:
+        if isinstance(error.orig_exc, MinispecError):
+            raise error.orig_exc from None
+        raise
+    return s.File(path=path, items=tuple(result.children)) if start == "start" else result
+
+
+def _check_nesting(text: str, path: str) -> None:
+    """Refuse absurd nesting before Lark's tree walk recurses into it."""
+    depth = 0
+    line, column = 1, 0
+    for char in text:
+        column += 1
+        if char == "\n":
+            line, column = line + 1, 0
+        elif char in "([{":
+            depth += 1
+            if depth > _MAX_NESTING:
+                span = Span(file=path, line=line, column=column, end_line=line, end_column=column + 1)
+                raise MinispecError(
+                    f"brackets nested more than {_MAX_NESTING} deep",
+                    span,
+                    hint="split the expression into named statements",
+                )
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+
+
+def _span_of(path: str, meta) -> Span:
+    return Span(
+        file=path,
+        line=meta.line,
+        column=meta.column,
+        end_line=meta.end_line,
+        end_column=meta.end_column,
+    )
+
+
+def _syntax_error(error: UnexpectedInput, text: str, path: str) -> MinispecError:
+    line = getattr(error, "line", None) or 1
+    column = getattr(error, "column", None) or 1
+    if isinstance(error, UnexpectedToken) and error.token.type == "$END" or isinstance(error, UnexpectedEOF):
+        lines = text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+        found = "end of file"
+        width = 1
+    elif isinstance(error, UnexpectedToken):
+        found = f"`{error.token}`"
+        width = max(len(str(error.token)), 1)
+    elif isinstance(error, UnexpectedCharacters):
+        found = f"`{error.char}`"
+        width = 1
+    else:  # pragma: no cover - Lark raises only the three above
+        found, width = "something unexpected", 1
+    expected = sorted(_words(getattr(error, "expected", None) or getattr(error, "allowed", None) or ()))
+    span = Span(file=path, line=line, column=column, end_line=line, end_column=column + width)
+    hint = None
+    if expected:
+        listed = ", ".join(expected[:6]) + (", ..." if len(expected) > 6 else "")
+        hint = f"expected {listed}"
+    return MinispecError(f"unexpected {found}", span, hint=hint)
+
+
+def _words(terminals) -> set[str]:
+    words = set()
+    for terminal in terminals:
+        if terminal in _TERMINAL_WORDS:
+            words.add(_TERMINAL_WORDS[terminal])
+        elif terminal.isupper() and not terminal.startswith("__"):
+            words.add(f"`{terminal.lower()}`")
+    return words
+
+
+@v_args(meta=True)
+class _ToSyntax(Transformer):
+    """Method names are the grammar's rule names (and aliases)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def _span(self, meta) -> Span:
+        return _span_of(self.path, meta)
+
+    def _token_span(self, token: Token) -> Span:
+        return Span(
+            file=self.path,
+            line=token.line,
+            column=token.column,
+            end_line=token.end_line,
+            end_column=token.end_column,
+        )
+
+    # -- values ---------------------------------------------------------------
+    def integer(self, meta, children):
+        return s.Literal(int(children[0]), self._span(meta))
+
+    def real(self, meta, children):
+        return s.Literal(float(children[0]), self._span(meta))
+
+    def true(self, meta, children):
+        return s.Literal(True, self._span(meta))
+
+    def false(self, meta, children):
+        return s.Literal(False, self._span(meta))
+
+    def string(self, meta, children):
+        return s.Literal(str(children[0])[1:-1], self._span(meta))
+
+    def name(self, meta, children):
+        return s.Name(str(children[0]), self._span(meta))
+
+    def index(self, meta, children):
+        return s.Index(str(children[0]), children[1], self._span(meta))
+
+    def keyword(self, meta, children):
+        return s.Keyword(str(children[0]), children[1], self._span(meta))
+
+    def call(self, meta, children):
+        name, *arguments = children
+        args = tuple(a for a in arguments if not isinstance(a, s.Keyword))
+        keywords = tuple(a for a in arguments if isinstance(a, s.Keyword))
+        seen_keyword = False
+        for argument in arguments:
+            if isinstance(argument, s.Keyword):
+                seen_keyword = True
+            elif seen_keyword:
+                raise MinispecError(
+                    "a positional argument cannot follow a keyword argument",
+                    argument.span,
+                    hint="put positional arguments first, e.g. conv2d(32, 3, stride=2)",
+                )
+        return s.Call(str(name), args, keywords, self._span(meta), self._token_span(name))
+
+    # -- pipelines --------------------------------------------------------------
+    def pipeline(self, meta, children):
+        return s.Pipeline(tuple(children), self._span(meta))
+
+    def repeat(self, meta, children):
+        return s.Repeat(children[0], children[1], self._span(meta))
+
+    def residual(self, meta, children):
+        return s.Residual(children[0], self._span(meta))
+
+    # -- items ------------------------------------------------------------------
+    def spec_decl(self, meta, children):
+        return s.SpecDecl(str(children[0]), self._span(meta))
+
+    def param_decl(self, meta, children):
+        return s.ParamDecl(str(children[0]), children[1], self._span(meta))
+
+    def include(self, meta, children):
+        return s.Include(str(children[0])[1:-1], self._span(meta))
+
+    def data_decl(self, meta, children):
+        return s.DataDecl(children[0], self._span(meta))
+
+    def convolutionize(self, meta, children):
+        return s.Convolutionize(self._span(meta))
+
+    def formal(self, meta, children):
+        default = children[1] if len(children) > 1 else None
+        return s.Formal(str(children[0]), default, self._span(meta))
+
+    def formals(self, meta, children):
+        return tuple(children)
+
+    def block_def(self, meta, children):
+        name, *rest = children
+        formals = rest[0] if len(rest) == 2 else ()
+        return s.BlockDef(str(name), formals, rest[-1], self._span(meta))
+
+    def instance_def(self, meta, children):
+        return children[0]
+
+    def instance_stmt(self, meta, children):
+        return s.InstanceStmt(str(children[0]), children[1], self._span(meta))
+
+    def node_stmt(self, meta, children):
+        return s.NodeStmt(str(children[0]), children[1], self._span(meta))
+
+    def net_def(self, meta, children):
+        return s.NetDef(tuple(children), self._span(meta))
+
+    def loss_stmt(self, meta, children):
+        node, call, *weight = children
+        return s.LossStmt(str(node), self._token_span(node), call, weight[0] if weight else None, self._span(meta))
+
+    def loss_def(self, meta, children):
+        return s.LossDef(tuple(children), self._span(meta))
+
+    def train_stmt(self, meta, children):
+        key, value = children
+        return s.TrainStmt(str(key), value, self._span(meta), self._token_span(key))
+
+    def train_def(self, meta, children):
+        return s.TrainDef(tuple(children), self._span(meta))
