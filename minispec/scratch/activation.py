@@ -1,0 +1,103 @@
+"""Element-wise activations and Softmax. No parameters; any number of replicas."""
+
+from __future__ import annotations
+
+import torch
+
+from minispec.scratch.module import Module
+
+
+class ReLU(Module):
+    """Input: [R, B, ...]   Output: same
+
+    forward:  y = max(x, 0)
+    backward: dL/dx = g * [x > 0]
+    """
+
+    _cache = ("_y",)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._y = torch.relu(x)
+        return self._y
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        return torch.where(self._y > 0, grad, 0.0)
+
+
+class LeakyReLU(Module):
+    """Input: [R, B, ...]   Output: same
+
+    forward:  y = x if x > 0 else slope * x
+    backward: dL/dx = g if x > 0 else slope * g
+    """
+
+    _cache = ("_x",)
+
+    def __init__(self, slope: float = 0.01) -> None:
+        super().__init__()
+        self.slope = slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._x = x
+        return torch.where(x > 0, x, x * self.slope)
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        return torch.where(self._x > 0, grad, grad * self.slope)
+
+    def extra_repr(self) -> str:
+        return f"slope={self.slope}"
+
+
+class Tanh(Module):
+    """Input: [R, B, ...]   Output: same
+
+    forward:  y = tanh(x)
+    backward: dL/dx = g * (1 - y^2)
+    """
+
+    _cache = ("_y",)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._y = torch.tanh(x)
+        return self._y
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        y = self._y
+        return grad * (1 - y * y)
+
+
+class Sigmoid(Module):
+    """Input: [R, B, ...]   Output: same
+
+    forward:  y = 1 / (1 + exp(-x))
+    backward: dL/dx = g * y * (1 - y)
+    """
+
+    _cache = ("_y",)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._y = torch.sigmoid(x)
+        return self._y
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        y = self._y
+        return grad * y * (1 - y)
+
+
+class Softmax(Module):
+    """Softmax over the last axis.   Input: [R, B, ..., K]   Output: same
+
+    forward:  y_i = exp(x_i - max x) / sum_j exp(x_j - max x)
+    backward: dL/dx_i = y_i (g_i - sum_j g_j y_j)
+    """
+
+    _cache = ("_y",)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = (x - x.amax(-1, keepdim=True)).exp_()
+        self._y = e / e.sum(-1, keepdim=True)
+        return self._y
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        y = self._y
+        return y * (grad - (grad * y).sum(-1, keepdim=True))

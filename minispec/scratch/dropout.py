@@ -1,0 +1,75 @@
+"""Dropout with one random stream per replica."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from minispec.scratch.module import Module
+
+
+class Dropout(Module):
+    """Inverted dropout: each element kept with probability 1 - p and scaled by 1 / (1 - p).
+
+    Input: [R, B, ...]   Output: same
+
+        forward:  y = x * mask,  mask = Bernoulli(1 - p) / (1 - p)   (train mode; identity in eval mode)
+        backward: dL/dx = g * mask
+
+    Replica k's masks are drawn from `generators[k]` only (`bernoulli_`, as
+    torch's own dropout does, so replica k with a generator seeded s draws the
+    mask F.dropout draws after torch.manual_seed(s) on the CPU). Masks are drawn
+    on the generator's device and copied to the input's device when they differ.
+    Default generators: R CPU generators seeded from the global generator.
+    """
+
+    _cache = ("_mask",)
+
+    def __init__(self, p: float = 0.5, replicas: int = 1, generators: Sequence[torch.Generator] | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        self.p, self.replicas = p, replicas
+        if generators is None:
+            seeds = torch.randint(0, 2**62, (replicas,)).tolist()
+            generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.generators = generators
+        self._mask: torch.Tensor | None = None
+
+    @property
+    def generators(self) -> list[torch.Generator]:
+        return self._generators
+
+    @generators.setter
+    def generators(self, gens: Sequence[torch.Generator]) -> None:
+        gens = list(gens)
+        if len(gens) != self.replicas:
+            raise ValueError(f"Dropout needs {self.replicas} generators (one per replica), got {len(gens)}")
+        self._generators = gens
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            return x
+        if x.shape[0] != self.replicas:
+            raise ValueError(f"Dropout built for {self.replicas} replicas got input {list(x.shape)}")
+        keep = 1.0 - self.p
+        mask = torch.empty_like(x)
+        for k, gen in enumerate(self._generators):  # one stream per replica
+            if gen.device == x.device:
+                mask[k].bernoulli_(keep, generator=gen)
+            else:
+                mask[k].copy_(torch.empty(x.shape[1:], dtype=x.dtype, device=gen.device).bernoulli_(keep, generator=gen))
+        if keep > 0:
+            mask.div_(keep)
+        else:
+            mask.zero_()
+        self._mask = mask
+        return x * mask
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        return grad if self._mask is None else grad * self._mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, replicas={self.replicas}"

@@ -1,0 +1,97 @@
+"""Shared helpers of the scratch tests: torch references and finite differences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from minispec.scratch import Module
+
+F64 = torch.float64
+TOL = dict(rtol=1e-9, atol=1e-11)
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(shape, g: torch.Generator, dtype=F64) -> torch.Tensor:
+    return torch.randn(tuple(shape), generator=g, dtype=dtype)
+
+
+def load_replica(ours: Module, theirs: torch.nn.Module, k: int) -> torch.nn.Module:
+    """Copy replica k of our parameters and buffers into a torch module (same names)."""
+    params = ours.named_params()
+    buffers = ours.named_buffers()
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            p.copy_(params[name].value[k])
+        for name, b in theirs.named_buffers():
+            b.copy_(buffers[name].value[k])
+    return theirs
+
+
+def check_against_torch(
+    ours: Module,
+    make_torch: Callable[[int], torch.nn.Module],
+    x: torch.Tensor,
+    g: torch.Generator,
+) -> None:
+    """Forward, input gradient and parameter gradients of each replica against torch autograd,
+    with a random cotangent. `make_torch(k)` builds a float64 torch module; replica k's
+    parameters and buffers are copied into it before our forward runs."""
+    r = x.shape[0]
+    refs = [load_replica(ours, make_torch(k), k) for k in range(r)]
+    with torch.no_grad():
+        y = ours.forward(x)
+        cot = randn(y.shape, g)
+        ours.zero_grad()
+        gx = ours.backward(cot)
+    assert gx.shape == x.shape
+    params = ours.named_params()
+    for k, ref in enumerate(refs):
+        xk = x[k].clone().requires_grad_(True)
+        yk = ref(xk)
+        yk.backward(cot[k])
+        torch.testing.assert_close(y[k], yk.detach(), **TOL)
+        torch.testing.assert_close(gx[k], xk.grad, **TOL)
+        for name, p in ref.named_parameters():
+            torch.testing.assert_close(params[name].grad[k], p.grad, **TOL)
+        for name, b in ref.named_buffers():
+            torch.testing.assert_close(ours.named_buffers()[name].value[k], b, **TOL)
+
+
+def directional_fd(phi: Callable[[], float], t: torch.Tensor, analytic: torch.Tensor, g: torch.Generator, eps: float = 1e-6) -> None:
+    """Central difference of phi along a random direction v of t against <analytic, v>."""
+    v = randn(t.shape, g, t.dtype)
+    orig = t.clone()
+    t.copy_(orig + eps * v)
+    plus = phi()
+    t.copy_(orig - eps * v)
+    minus = phi()
+    t.copy_(orig)
+    numeric = (plus - minus) / (2 * eps)
+    exact = float((analytic * v).sum())
+    assert abs(numeric - exact) <= 1e-6 * max(1.0, abs(exact)), (numeric, exact)
+
+
+def fd_check_module(ours: Module, x: torch.Tensor, g: torch.Generator, before_forward: Callable[[], None] = lambda: None) -> None:
+    """Finite-difference check of a module's input and parameter gradients, random cotangent,
+    along three random directions each."""
+    with torch.no_grad():
+        before_forward()
+        y = ours.forward(x)
+        cot = randn(y.shape, g)
+        ours.zero_grad()
+        gx = ours.backward(cot).clone()
+        grads = {name: p.grad.clone() for name, p in ours.named_params().items()}
+
+        def phi() -> float:
+            before_forward()
+            return float((ours.forward(x) * cot).sum())
+
+        for _ in range(3):
+            directional_fd(phi, x, gx, g)
+            for name, p in ours.named_params().items():
+                directional_fd(phi, p.value, grads[name], g)
