@@ -8,7 +8,12 @@ A loss weight is applied by the caller, multiplying the returned gradient.
 
 from __future__ import annotations
 
+import struct
+
 import torch
+
+# torch's BCE backward clamps p (1 - p) at EPSILON = 1e-12 held as a float32
+_BCE_EPS = struct.unpack("f", struct.pack("f", 1e-12))[0]
 
 
 class Loss:
@@ -96,7 +101,7 @@ class BCELoss(Loss):
     Input: [R, B, ...] probabilities   Target: same (float)   Output: [R]
 
         forward:  L = -(1/n) sum [t max(log p, -100) + (1 - t) max(log(1 - p), -100)]
-        backward: dL/dp = (p - t) / max(p (1 - p), 1e-12) / n          (as torch clamps)
+        backward: dL/dp = (p - t) / max(p (1 - p), 1e-12) / n   (1e-12 as a float32, as torch clamps)
     """
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -109,4 +114,4 @@ class BCELoss(Loss):
 
     def backward(self) -> torch.Tensor:
         p, t = self._p, self._t
-        return (p - t).div_((p * (1 - p)).clamp_min_(1e-12)).div_(self._n)
+        return (p - t).div_((p * (1 - p)).clamp_min_(_BCE_EPS)).div_(self._n)
