@@ -82,7 +82,6 @@ ALIASES = {
     "batchnorm1d": "batchnorm",
     "batchnorm2d": "batchnorm",
     "leakyrelu": "leaky_relu",
-    "dense": "linear",
     "conv": "conv2d",
 }
 # Graph ops: combine named nodes rather than transform one input.
