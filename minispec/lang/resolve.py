@@ -122,7 +122,8 @@ def _read_into(merged: Merged, path: Path, stack: list[Path], roots: tuple[Path,
             _read_into(merged, target, stack, roots)
         elif isinstance(item, s.SpecDecl):
             once("spec", "", item.span)
-            merged.name, merged.name_span = item.name, item.span
+            if not stack[:-1] or merged.name is None:  # the top file's name wins over included ones
+                merged.name, merged.name_span = item.name, item.span
         elif isinstance(item, s.ParamDecl):
             once("param", item.name, item.span)
             merged.params[item.name] = item
