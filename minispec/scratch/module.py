@@ -160,6 +160,21 @@ class Module:
             b.to_(device, dtype)
         return self
 
+    def state(self, replica: int) -> dict[str, torch.Tensor]:
+        """One replica's parameters and buffers under torch's state_dict names, CPU copies
+        ("0.weight", "1.running_mean", "1.num_batches_tracked" as a 0-d long, ...)."""
+        tensors = {n: p.value for n, p in self.named_params().items()} | {n: b.value for n, b in self.named_buffers().items()}
+        return {name: value[replica].detach().to("cpu", copy=True) for name, value in tensors.items()}
+
+    def load_state(self, replica: int, state: dict[str, torch.Tensor]) -> None:
+        """Overwrite one replica's parameters and buffers (names as `state` gives them); in place."""
+        targets = {n: p.value for n, p in self.named_params().items()} | {n: b.value for n, b in self.named_buffers().items()}
+        missing, unexpected = targets.keys() - state.keys(), state.keys() - targets.keys()
+        if missing or unexpected:
+            raise KeyError(f"load_state: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+        for name, value in targets.items():
+            value[replica].copy_(state[name])
+
     # -- structure ---------------------------------------------------------
     def children(self) -> list[Module]:
         return []

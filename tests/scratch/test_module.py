@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from minispec.scratch import SGD, BatchNorm1d, Dropout, Linear, MSELoss, Sequential, Tanh
@@ -102,3 +103,18 @@ def test_sgd_step_on_sequential_lowers_the_loss():
             opt.step()
         after = loss_fn.forward(model.forward(x), t)
     assert (after < before).all()
+
+
+def test_state_and_load_state_use_torch_names():
+    model = Sequential(Linear(2, 3, replicas=2), BatchNorm1d(3, replicas=2), Tanh(), Linear(3, 1, replicas=2, bias=False))
+    ref = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Tanh(), nn.Linear(3, 1, bias=False))
+    ref(torch.rand(4, 2))  # move the running statistics away from their initial values
+    model.load_state(1, ref.state_dict())
+    state = model.state(1)
+    assert set(state) == set(ref.state_dict())
+    for name, value in ref.state_dict().items():
+        assert torch.equal(state[name], value), name
+    assert state["1.num_batches_tracked"].shape == () and state["1.num_batches_tracked"].item() == 1
+    assert not torch.equal(model.state(0)["0.weight"], state["0.weight"])  # replica 0 untouched
+    with pytest.raises(KeyError):
+        model.load_state(0, {"0.weight": state["0.weight"]})
