@@ -226,6 +226,11 @@ def _evaluate(expr: s.Expr, env: dict[str, Value]) -> Value:
     raise MinispecError("expected a number, a boolean, a string or a parameter name", expr.span)
 
 
+def _mdl(value: Value) -> str:
+    """A value as it is written in a spec."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _typed(value: Value, kind: type, what: str, span: Span) -> Value:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -241,7 +246,7 @@ def _bind(op: str, args: tuple[Arg, ...], call: s.Call | None, env: dict[str, Va
     """Match a call's arguments to a signature, checking arity, names, types and ranges."""
     positional = call.args if call else ()
     keywords = call.keywords if call else ()
-    signature = ", ".join(a.name if a.default is None else f"{a.name}={a.default}" for a in args)
+    signature = ", ".join(a.name if a.default is None else f"{a.name}={_mdl(a.default)}" for a in args)
     if len(positional) > len(args):
         raise MinispecError(
             f"{op} takes at most {len(args)} argument{'s' * (len(args) != 1)} ({signature}), got {len(positional)}",
