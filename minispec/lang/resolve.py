@@ -302,6 +302,10 @@ def _layer_attrs(op: str, values: dict[str, Value]) -> tuple[str, dict]:
 # --------------------------------------------------------------------------------------
 
 
+MAX_REPEAT = 1000
+MAX_NODES = 20_000
+
+
 @dataclass
 class _Context:
     """Where nodes are being created: the statement (for ids), the instance (for
@@ -467,8 +471,9 @@ class _NetBuilder:
     def stage(self, stage: s.Stage, current: str, context: _Context) -> str:
         if isinstance(stage, s.Repeat):
             count = _typed(_evaluate(stage.count, context.env), int, "repeat count", stage.count.span)
-            if count < 1:
-                raise MinispecError(f"repeat count must be at least 1, got {count}", stage.count.span)
+            if not 1 <= count <= MAX_REPEAT:
+                raise MinispecError(f"repeat count must be between 1 and {MAX_REPEAT}, got {count}",
+                                    stage.count.span)
             for index in range(count):
                 inner = context.inner(Scope(kind="repeat", name="repeat", index=index, count=count, span=stage.span))
                 current = self.pipeline(stage.body, current, inner)
@@ -535,6 +540,9 @@ class _NetBuilder:
         return self.pipeline(statement.body, current, inner)
 
     def add_node(self, op: str, attrs: dict, inputs: list[str], span: Span, context: _Context) -> str:
+        if len(self.nodes) >= MAX_NODES:
+            raise MinispecError(f"the network has more than {MAX_NODES:,} nodes", span,
+                                hint="reduce repeat counts or the number of block calls")
         number = next(context.counter)
         node_id = f"{context.statement}_{number}_{op}"
         weights = None
@@ -785,6 +793,14 @@ def _train(merged: Merged, env: dict[str, Value], names: dict[str, str], losses:
 
 def resolve(merged: Merged, source: str) -> Program:
     """Definitions -> Program (nodes without shapes yet)."""
+    try:
+        return _resolve(merged, source)
+    except MinispecError as error:
+        # Errors about the spec as a whole (a missing section) point at its first line.
+        raise error.with_span(Span(file=source, line=1, column=1, end_line=1, end_column=2)) from None
+
+
+def _resolve(merged: Merged, source: str) -> Program:
     env: dict[str, Value] = {}
     for name, decl in merged.params.items():
         env[name] = _evaluate(decl.value, env)

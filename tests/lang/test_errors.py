@@ -99,7 +99,7 @@ CASES = {
         "calls itself", None),
     "repeat zero": (
         HEADER + "net { out = x | flatten | repeat 0 { relu } | linear(2) }\n" + LOSS, (3, 34),
-        "at least 1", None),
+        "between 1 and 1000", None),
     "pm1 on ten classes": (
         HEADER + "net { d = x | flatten | linear(1) }\nloss { d mse(pm1(classes[0])) }\n", (4, 14),
         "two-class target", "onehot"),

@@ -1,0 +1,12 @@
+"""The torch.nn backend: a Program lowered to an nn.Module, emitted as Python, and trained.
+
+    build_module(program)   -> GraphModule (nn.Module), canonical state names
+    emit_python(program)    -> standalone source of one nn.Module class
+    TorchModel(program, states, device, dtype)  -> the runner's TrainableModel
+"""
+
+from minispec.backends.torch_nn.emit import emit_python
+from minispec.backends.torch_nn.model import TorchModel
+from minispec.backends.torch_nn.module import GraphModule, build_module
+
+__all__ = ["GraphModule", "TorchModel", "build_module", "emit_python"]

@@ -1,0 +1,209 @@
+"""A Program as readable, standalone PyTorch source: one nn.Module class.
+
+`emit_python(program)` writes the model a student would write by hand:
+
+    class Caux(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.extract_1_conv2d = nn.Conv2d(1, 32, kernel_size=(3, 3))  # shared: a_1_conv2d, b_1_conv2d
+            ...
+        def forward(self, x):
+            x_0 = x[:, 0:1]                          # [B, 1, 14, 14]
+            a_1_conv2d = self.extract_1_conv2d(x_0)  # [B, 32, 12, 12]
+            ...
+            return {"out": out, "digit_a": digit_a, "digit_b": digit_b}
+
+The submodules have the attribute names and the order of
+`minispec.backends.torch_nn.module.GraphModule`, so the state_dict of one loads
+into the other with strict=True. A shared instance is one submodule called
+once per use. `forward` takes the data inputs positionally (in graph order) and
+returns a dict of the loss nodes' outputs (`program.outputs`, main output
+first). The source imports torch only, never minispec.
+"""
+
+from __future__ import annotations
+
+import keyword
+from pathlib import Path
+
+from torch import nn
+
+from minispec.ir.model import Loss, Node, Program
+
+INDENT = "    "
+# Names the generated code itself uses; a node with one of them gets a suffix.
+RESERVED = {"self", "torch", "nn", "F"}
+# Attribute names an nn.Module already has (`train`, `half`, `to`, `training`...).
+MODULE_ATTRIBUTES = set(dir(nn.Module())) | set(dir(nn.Module))
+
+
+def class_name(program: Program) -> str:
+    """CamelCase of the spec name: caux -> Caux, caux_conv -> CauxConv."""
+    name = "".join(part[:1].upper() + part[1:] for part in program.name.split("_"))
+    if not name.isidentifier() or keyword.iskeyword(name) or name in RESERVED:
+        name = f"{name}Net" if name.isidentifier() else "Net"
+    return name
+
+
+def _is_plain_attribute(key: str) -> bool:
+    return key.isidentifier() and not keyword.iskeyword(key) and key not in MODULE_ATTRIBUTES
+
+
+def _submodule_ref(key: str) -> str:
+    """How the code refers to the submodule of parameter set `key`."""
+    return f"self.{key}" if _is_plain_attribute(key) else f'self._modules["{key}"]'
+
+
+def _layer_source(node: Node) -> str:
+    """Constructor call of the layer owning `node`'s parameters (cf. module.make_layer)."""
+    attrs, shapes = node.attrs, node.param_shapes
+    if node.op == "linear":
+        out_features, in_features = shapes["weight"]
+        bias = "" if "bias" in shapes else ", bias=False"
+        return f"nn.Linear({in_features}, {out_features}{bias})"
+    if node.op == "conv2d":
+        out_channels, in_channels, kh, kw = shapes["weight"]
+        text = f"nn.Conv2d({in_channels}, {out_channels}, kernel_size=({kh}, {kw})"
+        if attrs["stride"] != 1:
+            text += f", stride={attrs['stride']}"
+        if attrs["padding"] != 0:
+            text += f", padding={attrs['padding']}"
+        if "bias" not in shapes:
+            text += ", bias=False"
+        return text + ")"
+    if node.op in ("batchnorm1d", "batchnorm2d"):
+        (channels,) = shapes["weight"]
+        text = f"nn.BatchNorm{node.op[-2]}d({channels}"
+        if attrs["eps"] != 1e-5:
+            text += f", eps={attrs['eps']!r}"
+        if attrs["momentum"] != 0.1:
+            text += f", momentum={attrs['momentum']!r}"
+        return text + ")"
+    raise ValueError(f"node {node.id!r}: op {node.op!r} has no torch.nn layer")
+
+
+def _expression(node: Node, args: list[str]) -> str:
+    """Right-hand side computing `node` from its input variables."""
+    op, attrs = node.op, node.attrs
+    if node.weights is not None:
+        return f"{_submodule_ref(node.weights)}({args[0]})"
+    if op == "select":
+        i = attrs["index"]
+        return f"{args[0]}[:, {i}:{i + 1}]"
+    if op == "identity":
+        return args[0]
+    if op == "flatten":
+        return f"torch.flatten({args[0]}, 1)"
+    if op in ("maxpool2d", "avgpool2d"):
+        fn = "max_pool2d" if op == "maxpool2d" else "avg_pool2d"
+        return f"F.{fn}({args[0]}, kernel_size={attrs['kernel']}, stride={attrs['stride']})"
+    if op == "dropout":
+        return f"F.dropout({args[0]}, p={attrs['p']!r}, training=self.training)"
+    if op == "relu":
+        return f"F.relu({args[0]})"
+    if op == "leaky_relu":
+        return f"F.leaky_relu({args[0]}, negative_slope={attrs['slope']!r})"
+    if op in ("tanh", "sigmoid"):
+        return f"torch.{op}({args[0]})"
+    if op == "softmax":
+        return f"F.softmax({args[0]}, dim=1)"
+    if op == "concat":
+        return f"torch.cat([{', '.join(args)}], dim=1)"
+    if op == "add":
+        return " + ".join(args)
+    raise ValueError(f"node {node.id!r}: unknown op {op!r}")
+
+
+def _variables(program: Program) -> dict[str, str]:
+    """A Python variable name per node id: the id itself unless it clashes."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for node in program.nodes:
+        base = node.attrs["name"] if node.op == "input" else node.id
+        name = base
+        if not name.isidentifier() or keyword.iskeyword(name) or name in RESERVED:
+            name = f"{name}_"
+        while name in taken:
+            name = f"{name}_"
+        taken.add(name)
+        names[node.id] = name
+    return names
+
+
+def _loss_text(loss: Loss) -> str:
+    """A loss as the spec writes it: `digit_a cross_entropy(classes[0]) weight 0.5`."""
+    default = "index" if loss.kind in ("cross_entropy", "nll") else "scalar"
+    target = str(loss.target) if loss.encoding == default else f"{loss.encoding}({loss.target})"
+    weight = "" if loss.weight == 1.0 else f" weight {loss.weight:g}"
+    return f"{loss.node} {loss.kind}({target}){weight}"
+
+
+def _shape(node: Node) -> str:
+    return "[" + ", ".join(["B", *map(str, node.shape)]) + "]"
+
+
+def _instance_name(node: Node) -> str | None:
+    for scope in node.scope:
+        if scope.kind == "instance":
+            return scope.name
+    return None
+
+
+def emit_python(program: Program) -> str:
+    """Standalone source of one nn.Module class for `program` (see the module docstring)."""
+    var = _variables(program)
+    inputs = [node for node in program.nodes if node.op == "input"]
+    users: dict[str, list[str]] = {}
+    for node in program.nodes:
+        if node.weights is not None:
+            users.setdefault(node.weights, []).append(node.id)
+    name = class_name(program)
+    returns = ", ".join(f'"{out}": {_shape(program.node(out))}' for out in program.outputs)
+    takes = ", ".join(f"{node.attrs['name']} {_shape(node)}" for node in inputs)
+    losses = "; ".join(_loss_text(loss) for loss in program.losses)
+
+    lines = [
+        f"# Generated by minispec from {Path(program.source).as_posix()} (spec `{program.name}`).",
+        f"# {program.total_params:,} trainable parameters (each shared instance counted once).",
+        f"# Losses: {losses}.",
+        "# Standalone: needs torch only. forward() returns a dict of the loss nodes' outputs.",
+        "",
+        "import torch",
+        "import torch.nn as nn",
+        "import torch.nn.functional as F",
+        "",
+        "",
+        f"class {name}(nn.Module):",
+        f'{INDENT}"""{program.name}: {takes} -> {{{returns}}}."""',
+        "",
+        f"{INDENT}def __init__(self):",
+        f"{INDENT * 2}super().__init__()",
+    ]
+    for owner in program.weight_owners:
+        key = owner.weights
+        note = []
+        if len(users[key]) > 1:
+            instance = _instance_name(owner)
+            label = f"shared instance `{instance}`" if instance else "shared"
+            note.append(f"{label}, used by {', '.join(users[key])}")
+        if not _is_plain_attribute(key):
+            note.append(f"{key!r} is not a free attribute name of nn.Module")
+        comment = f"  # {'; '.join(note)}" if note else ""
+        lines.append(f"{INDENT * 2}{_submodule_ref(key)} = {_layer_source(owner)}{comment}")
+
+    arguments = ", ".join(["self", *(var[n.id] for n in inputs)])
+    lines += ["", f"{INDENT}def forward({arguments}):"]
+    body = []
+    for node in program.nodes:
+        if node.op == "input":
+            continue
+        expression = _expression(node, [var[i] for i in node.inputs])
+        comment = _shape(node)
+        if node.op == "add" and node.attrs.get("residual"):
+            comment += " residual"
+        body.append((f"{var[node.id]} = {expression}", comment))
+    width = max(len(code) for code, _ in body)
+    lines += [f"{INDENT * 2}{code.ljust(width)}  # {comment}" for code, comment in body]
+    result = ", ".join(f'"{out}": {var[out]}' for out in program.outputs)
+    lines.append(f"{INDENT * 2}return {{{result}}}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,150 @@
+"""The torch.nn backend's trainable model: one replica, trained with torch.optim.
+
+`TorchModel` implements `minispec.backends.base.TrainableModel` for R = 1: the
+leading replica axis of every tensor that crosses the interface has size 1 and
+is dropped before the GraphModule sees the batch. (Several replicas in one
+model, vectorized, would hold stacked parameters and call the same GraphModule
+through torch.func.functional_call under vmap; the loss and optimizer helpers
+here are written per replica so they serve that case unchanged.)
+
+Randomness: the initial weights are the given states (see
+`minispec.backends.weights.initial_state`); dropout masks come from torch's
+global RNG (nn.functional.dropout takes no generator), which the runner seeds
+per trial with `torch.manual_seed(...)` before training it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+
+from minispec.backends.torch_nn.module import GraphModule, build_module
+from minispec.ir.model import Loss, Optimizer, Program
+
+
+def make_optimizer(spec: Optimizer, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The torch optimizer of an IR optimizer (every option present, defaults filled in).
+
+    sgd(lr, momentum, weight_decay)          -> SGD(lr, momentum, weight_decay)
+    adam(lr, beta1, beta2, eps, weight_decay) -> Adam(lr, betas=(beta1, beta2), eps, weight_decay)
+    adadelta(lr, rho, eps, weight_decay)     -> Adadelta(lr, rho, eps, weight_decay)
+    """
+    o = spec.options
+    if spec.kind == "sgd":
+        return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
+    if spec.kind == "adam":
+        return torch.optim.Adam(
+            params, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=o["weight_decay"]
+        )
+    if spec.kind == "adadelta":
+        return torch.optim.Adadelta(params, lr=o["lr"], rho=o["rho"], eps=o["eps"], weight_decay=o["weight_decay"])
+    raise ValueError(f"unknown optimizer {spec.kind!r}")
+
+
+def loss_value(loss: Loss, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The mean loss of one replica's batch: output [B, k], target encoded by
+    `minispec.ir.targets.encode` ([B] long for index, [B, k] float otherwise)."""
+    if loss.kind in ("cross_entropy", "nll"):
+        fn = F.cross_entropy if loss.kind == "cross_entropy" else F.nll_loss
+        return fn(output, target.to(output.device).long())
+    target = target.to(device=output.device, dtype=output.dtype)
+    if target.shape != output.shape:
+        raise ValueError(
+            f"{loss.kind} on `{loss.node}`: output {list(output.shape)} but target {list(target.shape)} "
+            f"(encoding {loss.encoding})"
+        )
+    if loss.kind == "mse":
+        return F.mse_loss(output, target)
+    if loss.kind == "bce":
+        return F.binary_cross_entropy(output, target)
+    raise ValueError(f"unknown loss {loss.kind!r}")
+
+
+def loss_values(program: Program, outputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+    """The unweighted losses of one replica, [L], in `program.losses` order."""
+    if len(targets) != len(program.losses):
+        raise ValueError(f"expected {len(program.losses)} targets (one per loss), got {len(targets)}")
+    return torch.stack([loss_value(loss, outputs[loss.node], t) for loss, t in zip(program.losses, targets)])
+
+
+class TorchModel:
+    """`TrainableModel` of the torch.nn backend for one replica.
+
+    `states[k]` is replica k's initial canonical state; only `len(states) == 1`
+    is supported here. Tensors crossing the interface carry the replica axis
+    (size 1): inputs [1, B, ...], targets [1, B, ...], losses [1, L]. Returned
+    losses and outputs stay on `device`; `state()` is on the CPU.
+    The optimizer's own state (momentum, Adam moments) is kept by `load_state`.
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        states: list[dict[str, torch.Tensor]],
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
+        if len(states) != 1:
+            raise ValueError(f"TorchModel holds one replica, got {len(states)} states; run the trials one by one")
+        self.program = program
+        self.replicas = 1
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.module: GraphModule = build_module(program, states[0], dtype=dtype).to(self.device)
+        self.optimizer = make_optimizer(program.train.optimizer, self.module.parameters())
+        self._weights = torch.tensor([loss.weight for loss in program.losses], dtype=dtype, device=self.device)
+
+    # -- the replica axis ------------------------------------------------------
+
+    def _batch(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        batch = {}
+        for name, tensor in inputs.items():
+            if tensor.shape[0] != self.replicas:
+                raise ValueError(f"input {name!r}: expected a leading replica axis of size 1, got {list(tensor.shape)}")
+            tensor = tensor[0]
+            dtype = self.dtype if tensor.is_floating_point() else tensor.dtype
+            batch[name] = tensor.to(device=self.device, dtype=dtype)
+        return batch
+
+    def _check_replica(self, replica: int) -> None:
+        if not 0 <= replica < self.replicas:
+            raise IndexError(f"replica {replica} out of range: this model holds {self.replicas}")
+
+    # -- TrainableModel ----------------------------------------------------------
+
+    def train_step(self, inputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+        self.module.train()
+        outputs = self.module(**self._batch(inputs))
+        values = loss_values(self.program, outputs, [t[0] for t in targets])
+        total = (values * self._weights).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        return values.detach().unsqueeze(0)
+
+    def predict(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.module.eval()
+        with torch.no_grad():
+            outputs = self.module(**self._batch(inputs))
+        return {name: out.unsqueeze(0) for name, out in outputs.items()}
+
+    def losses(self, outputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.stack([
+                loss_values(self.program, {name: out[r] for name, out in outputs.items()}, [t[r] for t in targets])
+                for r in range(self.replicas)
+            ])
+
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def state(self, replica: int) -> dict[str, torch.Tensor]:
+        self._check_replica(replica)
+        return {name: t.detach().to("cpu", copy=True) for name, t in self.module.state_dict().items()}
+
+    def load_state(self, replica: int, state: dict[str, torch.Tensor]) -> None:
+        self._check_replica(replica)
+        self.module.load_state_dict(state, strict=True)
