@@ -72,7 +72,9 @@ def _node_line(node: DrawNode, indent: str) -> str:
 
 
 def _cluster(drawing: Drawing, cluster: Cluster, indent: str) -> list[str]:
-    lines = [f"{indent}subgraph {quote(cluster.id)} {{"]
+    # Graphviz draws a frame only around subgraphs whose name starts with "cluster".
+    number = drawing.clusters.index(cluster)
+    lines = [f"{indent}subgraph {quote(f'cluster_{number}')} {{"]
     inner = indent + "  "
     lines.append(f"{inner}label=<<b>{escape(cluster.label)}</b>>; labelloc=t; labeljust=l; {_CLUSTER_STYLE[cluster.kind].replace(', ', '; ')};")
     clusters, nodes = drawing.children(cluster.id)

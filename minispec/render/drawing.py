@@ -209,7 +209,8 @@ def build_drawing(program: Program, fold: bool = False) -> Drawing:
     for index, loss in enumerate(program.losses):
         loss_id = f"loss_{index}"
         nodes.append(DrawNode(loss_id, [loss_text(loss), f"{encoding_text(loss)} · {decision_text(loss)}"], "loss"))
-        edges.append(DrawEdge(final(loss.node), loss_id, "loss"))
+        use = _innermost_use(by_id[loss.node], uses)
+        edges.append(DrawEdge(final(loss.node), loss_id, "loss", use[-1].label if use else ""))
 
     return Drawing(program.name, nodes, edges, clusters, legend(program))
 

@@ -14,7 +14,7 @@ import string
 
 from minispec.render.drawing import Cluster, Drawing
 
-_SAFE = set(string.ascii_letters + string.digits + " ,.:=_+-/*×·…")
+_SAFE = set(string.ascii_letters + string.digits + " ,.:=_+-/*×·…()[]{}")
 
 _CLASSES = {
     "input": "fill:#dbeafe,stroke:#2563eb,color:#0f172a",
