@@ -1,0 +1,41 @@
+"""Cost estimates give known numbers on small specs."""
+
+import pytest
+
+from minispec.compiler import compile_file
+from minispec.errors import MinispecError
+from minispec.ir.cost import estimate_memory, forward_flops, parse_bytes
+from tests.conftest import ROOT
+
+
+def test_forward_flops_of_the_disk_mlp():
+    program = compile_file(ROOT / "specs/disk.mdl")
+    matmuls = 2 * (2 * 25 + 25 * 25 + 25 * 25 + 25 * 1)
+    activations = 3 * 25  # three tanh layers
+    assert forward_flops(program) == matmuls + activations
+
+
+def test_conv_flops():
+    program = compile_file(ROOT / "specs/cnn_basic.mdl")
+    first = next(n for n in program.nodes if n.op == "conv2d")
+    assert first.shape == [32, 12, 12]
+    assert forward_flops(program) > 2 * 2 * 9 * 32 * 144  # at least the first conv
+
+
+def test_memory_grows_with_replicas_and_counts_parameters():
+    program = compile_file(ROOT / "specs/disk.mdl")
+    one, ten = estimate_memory(program, 1), estimate_memory(program, 10)
+    assert ten.total == 10 * one.total
+    # adam: weights, gradients and two moments, float32
+    assert one.parameters == 4 * 1401 * 4
+
+
+@pytest.mark.parametrize("text,expected", [("8GiB", 8 * 1024**3), ("512M", 512 * 1024**2), ("1000", 1000),
+                                           ("1.5 GB", 1_500_000_000)])
+def test_parse_bytes(text, expected):
+    assert parse_bytes(text) == expected
+
+
+def test_parse_bytes_refuses_nonsense():
+    with pytest.raises(MinispecError):
+        parse_bytes("lots")
