@@ -1,0 +1,61 @@
+"""Backends: lowerings of a valid Program to a trainable model.
+
+`make_model` is the one door the runner, `verify`, `eval` and the CLI use; they
+never import a backend directly. Each backend gets the initial states of its
+replicas (from `minispec.backends.weights.initial_state`) so both start alike.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from minispec.backends.base import TrainableModel
+from minispec.errors import MinispecError
+from minispec.ir.model import Program
+
+BACKENDS = {
+    "torch": "PyTorch: torch.nn modules trained with autograd and torch.optim",
+    "scratch": "the hand-written framework: forward and backward written by hand, no autograd, no torch.nn",
+}
+
+
+def make_model(
+    backend: str,
+    program: Program,
+    states: list[dict[str, torch.Tensor]],
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    generators: list[torch.Generator] | None = None,
+) -> TrainableModel:
+    """A model of `len(states)` replicas. `generators` (one per replica) drive the
+    dropout masks where the backend can use them (scratch); the torch backend
+    draws them from torch's global RNG, which the runner seeds per trial."""
+    if backend == "torch":
+        from minispec.backends.torch_nn import TorchModel
+
+        return TorchModel(program, states, device=device, dtype=dtype)
+    if backend == "scratch":
+        from minispec.backends.scratch_graph import ScratchModel
+
+        return ScratchModel(program, states, device=device, dtype=dtype, dropout_generators=generators)
+    raise MinispecError(f"unknown backend `{backend}`", hint="backends: " + ", ".join(BACKENDS))
+
+
+def resolve_device(name: str) -> torch.device:
+    """`cpu`, `cuda`, `cuda:1` or `auto` (CUDA when present) -> a device; a
+    request for CUDA on a machine without it is one clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise MinispecError(f"unknown device `{name}`", hint="use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MinispecError("--device cuda was asked for, but PyTorch sees no CUDA device on this machine",
+                            hint="use --device cpu, or --device auto to take CUDA only when present")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise MinispecError(f"there is no CUDA device {device.index}",
+                            hint=f"this machine has {torch.cuda.device_count()}")
+    if device.type not in ("cpu", "cuda"):
+        raise MinispecError(f"device `{name}` is not supported", hint="use cpu, cuda or auto")
+    return device
