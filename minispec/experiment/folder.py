@@ -89,6 +89,15 @@ def dump_json(value: Any) -> str:
     return json.dumps(_finite(value), indent=1) + "\n"
 
 
+def dump_trial(trial: dict[str, Any]) -> str:
+    """A trial's JSON: the header indented, then one compact line per record
+    (long runs have many records; this keeps files small and still diffable)."""
+    records = _finite(trial.get("records", []))
+    header = dump_json({**trial, "records": "\0records"}).rstrip("\n")
+    lines = ",\n".join("  " + json.dumps(record, separators=(",", ":")) for record in records)
+    return header.replace('"\\u0000records"', "[\n" + lines + "\n ]" if records else "[]") + "\n"
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None

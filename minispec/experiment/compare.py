@@ -1,0 +1,105 @@
+"""Several specs side by side: reuse or run each, then one table and one overlay plot.
+
+    compare(programs, backend_factory=..., runs_root="runs") -> Comparison
+
+Each program's run lives in `runs_root/<spec name>-<spec hash[:8]>/`. With
+`reuse=True` a folder that already holds every planned trial is read back
+as is; a partial one is resumed (its finished trials kept); a missing one is
+run. With `reuse=False` every program is run afresh into the first free
+folder `<name>-<hash8>`, `<name>-<hash8>-2`, ... (nothing is overwritten).
+The table's p-values are Welch's t-test of each run's final test errors
+against the first program's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minispec.experiment import events as ev
+from minispec.experiment.folder import RunResult, load_run, program_hash, read_hash
+from minispec.experiment.runner import BackendFactory, run_experiment, with_overrides
+from minispec.experiment.stats import format_table, summary_table
+from minispec.ir.model import Program
+
+
+@dataclass
+class Comparison:
+    """The runs (in the programs' order), their table rows, and the overlay plot."""
+
+    results: list[RunResult]
+    rows: list[dict[str, Any]]
+    plot: Path | None
+
+    def table(self) -> str:
+        return format_table(self.rows)
+
+
+def run_folder(program: Program, runs_root: str | Path, epochs: int | None = None) -> Path:
+    """The folder of `program`'s run under `runs_root`: `<name>-<spec hash[:8]>`."""
+    return Path(runs_root) / f"{program.name}-{program_hash(with_overrides(program, epochs=epochs))[:8]}"
+
+
+def compare(
+    programs: Sequence[Program],
+    *,
+    backend_factory: BackendFactory,
+    runs_root: str | Path = "runs",
+    trials: int | None = None,
+    epochs: int | None = None,
+    device: str | torch.device = "cpu",
+    data_root: str | None = None,
+    progress: Callable[[ev.Event], None] | None = None,
+    vectorize: bool | None = False,
+    chunk: int | None = None,
+    reuse: bool = True,
+    plot_path: str | Path | None = None,
+    metric: str = "test_error",
+) -> Comparison:
+    """Run (or reuse) every program, then tabulate and plot them together.
+
+    plot_path: where the overlay goes (default `runs_root/compare.png`);
+    the train curves are drawn dashed when there are at most two runs.
+    """
+    results = []
+    for program in programs:
+        resolved = with_overrides(program, trials=trials, epochs=epochs)
+        base = run_folder(resolved, runs_root)
+        folder = base if reuse else _free_folder(base)
+        if reuse and _complete(folder, resolved):
+            results.append(load_run(folder))
+            continue
+        results.append(
+            run_experiment(resolved, backend_factory=backend_factory, device=device, out_dir=folder,
+                           data_root=data_root, resume=reuse, progress=progress, vectorize=vectorize, chunk=chunk)
+        )
+    rows = summary_table(results)
+    plot = None
+    if results:
+        from minispec.render.curves import plot_curves
+
+        plot = plot_curves(results, Path(plot_path) if plot_path else Path(runs_root) / "compare.png",
+                           metric=metric, train=len(results) <= 2)
+    return Comparison(results=results, rows=rows, plot=plot)
+
+
+def _complete(folder: Path, program: Program) -> bool:
+    """Whether `folder` holds exactly this run, with every planned trial finished."""
+    summary_path = folder / "summary.json"
+    if not summary_path.exists() or read_hash(folder) != program_hash(program):
+        return False
+    summary = load_run(folder).summary
+    return bool(summary.get("complete")) and summary.get("trials_planned") == program.train.trials
+
+
+def _free_folder(base: Path) -> Path:
+    if not base.exists():
+        return base
+    n = 2
+    while Path(f"{base}-{n}").exists():
+        n += 1
+    return Path(f"{base}-{n}")
