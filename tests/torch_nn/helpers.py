@@ -22,7 +22,7 @@ DISK = """
 spec disk_mlp
 data disk(train=200, test=200)
 net {
-    h = x | linear(25) | batchnorm | leaky_relu(0.1) | dropout(0.1)
+    h = x | linear(25) | batchnorm(eps=0.001, momentum=0.2) | leaky_relu(0.1) | dropout(0.1)
           | residual { linear(25) | tanh } | repeat 2 { linear(25) | relu }
     out = h | linear(2)
     prob = h | linear(1) | sigmoid

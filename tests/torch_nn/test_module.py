@@ -120,7 +120,7 @@ def test_disk_ops_by_hand():
     def reference(x, training):
         h = F.linear(x, s["h_1_linear.weight"], s["h_1_linear.bias"])
         h = F.batch_norm(h, s["h_2_batchnorm.running_mean"].clone(), s["h_2_batchnorm.running_var"].clone(),
-                         s["h_2_batchnorm.weight"], s["h_2_batchnorm.bias"], training, 0.1, 1e-5)
+                         s["h_2_batchnorm.weight"], s["h_2_batchnorm.bias"], training, 0.2, 1e-3)
         h = F.leaky_relu(h, 0.1)
         h = F.dropout(h, 0.1, training)
         h = torch.tanh(F.linear(h, s["h_5_linear.weight"], s["h_5_linear.bias"])) + h
@@ -140,6 +140,9 @@ def test_disk_ops_by_hand():
         expected = reference(x, training)
         for key in expected:
             torch.testing.assert_close(ours[key], expected[key], rtol=1e-6, atol=1e-7)
+    # momentum 0.2: running_mean = 0.8 * 0 + 0.2 * batch mean
+    batch_mean = F.linear(x, s["h_1_linear.weight"], s["h_1_linear.bias"]).mean(0)
+    torch.testing.assert_close(module.state_dict()["h_2_batchnorm.running_mean"], 0.2 * batch_mean)
     assert (ours["prob"] > 0).all() and torch.allclose(ours["soft"].sum(1), torch.ones(7))
 
 
