@@ -1,0 +1,414 @@
+"""The hand-written backend: a whole Program lowered onto `minispec.scratch`, R replicas at once.
+
+`ScratchModel` implements `minispec.backends.base.TrainableModel` with the
+framework's leading replica axis: R = len(states) trials are one batched
+computation, with no Python loop over replicas (dropout masks excepted: one
+random stream per replica).
+
+Lowering, one framework module per node:
+
+    linear, conv2d, batchnorm1d/2d   the layer of the node's `weights` key; the first node
+                                     of a key owns it, later nodes use `shared_copy()`, so
+                                     the gradients of every use add up in one Parameter.grad
+    relu, leaky_relu, tanh, sigmoid, softmax, maxpool2d, avgpool2d, flatten, dropout
+                                     the framework's layers
+    select, concat, add, identity    written here, forward and backward side by side
+
+Backward runs over the graph in reverse topological order (the IR's node
+order is topological). A node's gradient is the sum of what its consumers send
+(fan-out: one feature map feeding two heads); the loss nodes start with
+weight_i * dL_i/d output. Nodes whose value depends on no parameter (inputs,
+`x[0]`) are never back-propagated into.
+
+Only tensor operations: no torch.nn, torch.autograd, torch.func or torch.optim
+(a test scans the imports). Every public method runs under `torch.no_grad()`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from minispec import scratch
+from minispec.ir.model import BUFFER_NAMES, PARAMETER_NAMES, Loss, Node, Program
+from minispec.scratch.module import Module
+
+
+# -- graph ops: forward and backward side by side ---------------------------------
+
+
+class Select(Module):
+    """x[index] along the first sample axis, keeping the axis.
+
+    Input: [R, B, C, ...]   Output: [R, B, 1, ...]
+
+        forward:  y = x[:, :, i:i+1]
+        backward: dL/dx = g scattered into zeros at channel i
+    """
+
+    _cache = ("_shape",)
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._shape = x.shape
+        return x[:, :, self.index : self.index + 1]
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        gx = grad.new_zeros(self._shape)
+        gx[:, :, self.index : self.index + 1] = grad
+        return gx
+
+
+class Concat:
+    """Concatenation along the first sample axis (channels or features).
+
+    Inputs: [R, B, C_i, ...]   Output: [R, B, sum C_i, ...]
+
+        forward:  y = [x_1, ..., x_n]
+        backward: dL/dx_i = the slice of g that x_i filled
+    """
+
+    def __init__(self) -> None:
+        self._sizes: list[int] = []
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        self._sizes = [x.shape[2] for x in xs]
+        return torch.cat(xs, dim=2)
+
+    def backward(self, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.split(grad, self._sizes, dim=2)
+
+
+class Add:
+    """Element-wise sum (a residual connection).
+
+        forward:  y = a + b
+        backward: dL/da = g,  dL/db = g
+    """
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+    def backward(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return grad, grad
+
+
+class Identity(Module):
+    """forward: y = x    backward: dL/dx = g"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+class SoftmaxAxis(Module):
+    """Softmax over the first sample axis of a non-flat sample (channels of [C, H, W]):
+    the framework's Softmax (last axis) with the axis moved there and back."""
+
+    _cache = ("_inner",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inner = scratch.Softmax()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._inner.forward(x.movedim(2, -1)).movedim(-1, 2)
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        return self._inner.backward(grad.movedim(2, -1)).movedim(-1, 2)
+
+    def shared_copy(self) -> SoftmaxAxis:
+        return SoftmaxAxis()
+
+
+# -- lowering ---------------------------------------------------------------------------
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def make_layer(node: Node, replicas: int, device, dtype, generators: list[torch.Generator]):
+    """The framework module computing `node` (parameters zero: the caller loads the state)."""
+    op, attrs, shapes = node.op, node.attrs, node.param_shapes
+    common = dict(replicas=replicas, scheme="zero", device=device, dtype=dtype)
+    if op == "linear":
+        out_features, in_features = shapes["weight"]
+        return scratch.Linear(in_features, out_features, bias="bias" in shapes, **common)
+    if op == "conv2d":
+        out_channels, in_channels, kh, kw = shapes["weight"]
+        return scratch.Conv2d(
+            in_channels, out_channels, (kh, kw), stride=_pair(attrs["stride"]), padding=_pair(attrs["padding"]),
+            bias="bias" in shapes, **common,
+        )
+    if op in ("batchnorm1d", "batchnorm2d"):
+        layer = scratch.BatchNorm1d if op == "batchnorm1d" else scratch.BatchNorm2d
+        (channels,) = shapes["weight"]
+        return layer(channels, replicas, eps=attrs["eps"], momentum=attrs["momentum"], device=device, dtype=dtype)
+    if op == "select":
+        return Select(int(attrs["index"]))
+    if op == "concat":
+        return Concat()
+    if op == "add":
+        return Add()
+    if op == "identity":
+        return Identity()
+    if op == "flatten":
+        return scratch.Flatten()
+    if op == "relu":
+        return scratch.ReLU()
+    if op == "leaky_relu":
+        return scratch.LeakyReLU(attrs["slope"])
+    if op == "tanh":
+        return scratch.Tanh()
+    if op == "sigmoid":
+        return scratch.Sigmoid()
+    if op == "softmax":
+        return scratch.Softmax() if len(node.shape) == 1 else SoftmaxAxis()
+    if op == "maxpool2d":
+        return scratch.MaxPool2d(_pair(attrs["kernel"]), _pair(attrs["stride"]))
+    if op == "avgpool2d":
+        return scratch.AvgPool2d(_pair(attrs["kernel"]), _pair(attrs["stride"]))
+    if op == "dropout":
+        return scratch.Dropout(float(attrs["p"]), replicas, generators)
+    raise ValueError(f"node {node.id!r}: op {op!r} has no hand-written lowering")
+
+
+def make_loss(loss: Loss) -> scratch.Loss:
+    return {
+        "cross_entropy": scratch.CrossEntropyLoss,
+        "nll": scratch.NLLLoss,
+        "mse": scratch.MSELoss,
+        "bce": scratch.BCELoss,
+    }[loss.kind]()
+
+
+def make_optimizer(program: Program, params: list[scratch.Parameter]) -> scratch.Optimizer:
+    """The framework optimizer of `program.train.optimizer`; option names are the IR's."""
+    spec = program.train.optimizer
+    kinds = {"sgd": scratch.SGD, "adam": scratch.Adam, "adadelta": scratch.Adadelta}
+    return kinds[spec.kind](params, **spec.options)
+
+
+def _state_names(owner: Node) -> list[str]:
+    names = [n for n in PARAMETER_NAMES[owner.op] if n in owner.param_shapes]
+    return names + list(BUFFER_NAMES.get(owner.op, ()))
+
+
+class ScratchModel:
+    """`TrainableModel` of the hand-written backend, R = len(states) replicas at once.
+
+    states[k]: replica k's initial canonical state (`initial_state(program, gen_k)`).
+    dropout_generators[k]: the random stream of replica k's dropout masks (one
+    per trial, CPU generators; shared by every dropout node of the graph, drawn
+    in node order). Default: R generators seeded from torch's global generator.
+
+    Inputs [R, B, *shape] (converted to `dtype` and `device`); targets as
+    `minispec.ir.targets.encode` makes them, with the replica axis: class
+    indices [R, B] long, mse / bce targets [R, B, k]. Losses [R, L].
+
+    Besides the runner's interface, the pieces of a step are public, for
+    `minispec verify`: `zero_grad()`, `forward(inputs, training)`,
+    `backward(targets)`, `gradients(replica)`, `step()`.
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        states: list[dict[str, torch.Tensor]],
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        dropout_generators: list[torch.Generator] | None = None,
+    ) -> None:
+        if not states:
+            raise ValueError("ScratchModel needs at least one replica state")
+        self.program = program
+        self.replicas = R = len(states)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        if dropout_generators is None:
+            seeds = torch.randint(0, 2**62, (R,)).tolist() if any(n.op == "dropout" for n in program.nodes) else [0] * R
+            dropout_generators = [torch.Generator().manual_seed(s) for s in seeds]
+        if len(dropout_generators) != R:
+            raise ValueError(f"expected {R} dropout generators (one per replica), got {len(dropout_generators)}")
+        self.dropout_generators = list(dropout_generators)
+
+        with torch.no_grad():
+            self.owners: dict[str, Module] = {}  # weights key -> the module holding its Parameters
+            self.layers: dict[str, object] = {}  # node id -> module (inputs excepted)
+            for node in program.nodes:
+                if node.op == "input":
+                    continue
+                if node.weights is None:
+                    self.layers[node.id] = make_layer(node, R, self.device, dtype, self.dropout_generators)
+                elif node.weights in self.owners:
+                    self.layers[node.id] = self.owners[node.weights].shared_copy()
+                else:
+                    layer = make_layer(node, R, self.device, dtype, self.dropout_generators)
+                    self.owners[node.weights] = self.layers[node.id] = layer
+            self._owner_nodes = {owner.weights: owner for owner in program.weight_owners}
+            for k, state in enumerate(states):
+                self.load_state(k, state)
+
+        self.inputs = {node.id: node.attrs["name"] for node in program.nodes if node.op == "input"}
+        # A node needs a gradient when its value depends on some parameter.
+        self._needs_grad: dict[str, bool] = {}
+        for node in program.nodes:
+            self._needs_grad[node.id] = node.weights is not None or any(self._needs_grad[i] for i in node.inputs)
+        self.loss_fns = [make_loss(loss) for loss in program.losses]
+        params = [p for layer in self.owners.values() for p in layer.params()]
+        self.optimizer = make_optimizer(program, params)
+        self._outputs: dict[str, torch.Tensor] | None = None
+
+    # -- pieces of a step ------------------------------------------------------------
+
+    def _modules(self):
+        return [m for m in self.layers.values() if isinstance(m, Module)]
+
+    def _set_training(self, mode: bool) -> None:
+        for m in self._modules():
+            m.training = mode
+
+    def _batch(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        batch = {}
+        for name in self.inputs.values():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}; this model takes {sorted(set(self.inputs.values()))}")
+            tensor = inputs[name]
+            if tensor.shape[0] != self.replicas:
+                raise ValueError(f"input {name!r}: expected a leading replica axis of {self.replicas}, got {list(tensor.shape)}")
+            dtype = self.dtype if tensor.is_floating_point() else tensor.dtype
+            batch[name] = tensor.to(device=self.device, dtype=dtype)
+        return batch
+
+    def _targets(self, targets: list[torch.Tensor]) -> list[torch.Tensor]:
+        if len(targets) != len(self.program.losses):
+            raise ValueError(f"expected {len(self.program.losses)} targets (one per loss), got {len(targets)}")
+        out = []
+        for loss, t in zip(self.program.losses, targets):
+            if loss.kind in ("cross_entropy", "nll"):
+                out.append(t.to(device=self.device, dtype=torch.long))
+            else:
+                out.append(t.to(device=self.device, dtype=self.dtype))
+        return out
+
+    @torch.no_grad()
+    def forward(self, inputs: dict[str, torch.Tensor], training: bool = True) -> dict[str, torch.Tensor]:
+        """Outputs of every loss node, [R, B, ...]; in training mode, caches what `backward` needs."""
+        self._set_training(training)
+        batch = self._batch(inputs)
+        values = {node_id: batch[name] for node_id, name in self.inputs.items()}
+        for node in self.program.nodes:
+            if node.op != "input":
+                values[node.id] = self.layers[node.id].forward(*(values[i] for i in node.inputs))
+        self._outputs = {name: values[name] for name in self.program.outputs}
+        return dict(self._outputs)
+
+    @torch.no_grad()
+    def backward(self, targets: list[torch.Tensor]) -> torch.Tensor:
+        """Losses of the last forward, [R, L], and their gradients accumulated (+=) into
+        Parameter.grad: the backward of sum_i weight_i * loss_i of every replica."""
+        if self._outputs is None:
+            raise RuntimeError("backward() before forward()")
+        targets = self._targets(targets)
+        grads: dict[str, torch.Tensor] = {}
+
+        def send(node_id: str, g: torch.Tensor) -> None:
+            if self._needs_grad[node_id]:
+                grads[node_id] = grads[node_id] + g if node_id in grads else g
+
+        values = []
+        for loss, fn, t in zip(self.program.losses, self.loss_fns, targets):
+            values.append(fn.forward(self._outputs[loss.node], t))
+            g = fn.backward()
+            send(loss.node, g if loss.weight == 1.0 else g * loss.weight)
+        for node in reversed(self.program.nodes):
+            g = grads.pop(node.id, None)
+            if g is None or node.op == "input":
+                continue
+            gx = self.layers[node.id].backward(g)
+            if len(node.inputs) == 1:
+                gx = (gx,)
+            for input_id, gi in zip(node.inputs, gx):
+                send(input_id, gi)
+        return torch.stack(values, dim=1)
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.optimizer.step()
+
+    def gradients(self, replica: int) -> dict[str, torch.Tensor]:
+        """One replica's parameter gradients under canonical names, CPU copies."""
+        self._check_replica(replica)
+        return {
+            f"{key}.{name}": p.grad[replica].to("cpu", copy=True)
+            for key, layer in self.owners.items()
+            for name, p in layer._params.items()
+        }
+
+    # -- TrainableModel --------------------------------------------------------------
+
+    @torch.no_grad()
+    def train_step(self, inputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+        self.zero_grad()
+        self.forward(inputs, training=True)
+        values = self.backward(targets)
+        self.step()
+        self._outputs = None  # drop the activations
+        return values
+
+    @torch.no_grad()
+    def predict(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        outputs = self.forward(inputs, training=False)
+        self._outputs = None
+        return outputs
+
+    @torch.no_grad()
+    def losses(self, outputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+        targets = self._targets(targets)
+        values = [
+            make_loss(loss).forward(outputs[loss.node].to(device=self.device, dtype=self.dtype), t)
+            for loss, t in zip(self.program.losses, targets)
+        ]
+        return torch.stack(values, dim=1)
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.optimizer.lr = lr
+
+    def _check_replica(self, replica: int) -> None:
+        if not 0 <= replica < self.replicas:
+            raise IndexError(f"replica {replica} out of range: this model holds {self.replicas}")
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        """Canonical name -> [R, ...] tensor, in `initial_state` order."""
+        out = {}
+        for key, owner in self._owner_nodes.items():
+            layer = self.owners[key]
+            objects = layer._params | layer._buffers
+            for name in _state_names(owner):
+                out[f"{key}.{name}"] = objects[name].value
+        return out
+
+    def state(self, replica: int) -> dict[str, torch.Tensor]:
+        self._check_replica(replica)
+        return {name: value[replica].to("cpu", copy=True) for name, value in self._tensors().items()}
+
+    @torch.no_grad()
+    def load_state(self, replica: int, state: dict[str, torch.Tensor]) -> None:
+        self._check_replica(replica)
+        targets = self._tensors()
+        missing, unexpected = targets.keys() - state.keys(), state.keys() - targets.keys()
+        if missing or unexpected:
+            raise ValueError(f"load_state: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        for name, value in targets.items():
+            src = state[name]
+            if tuple(src.shape) != tuple(value.shape[1:]):
+                raise ValueError(f"load_state: {name} has shape {list(src.shape)}, expected {list(value.shape[1:])}")
+            value[replica].copy_(src)
