@@ -19,6 +19,7 @@ and a record is added to its trial.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +44,20 @@ EVAL_CHUNK = 1000  # samples per predict() call during evaluation
 
 
 class BackendFactory(Protocol):
+    """`make_model(program, states, device)`: a model of `len(states)` replicas.
+
+    A factory that also accepts a keyword `generators` receives one CPU
+    generator per replica, seeded `torch_seed(seed, trial)`, for backends that
+    draw dropout masks per replica (then dropout, too, is the same whether a
+    trial runs alone or vectorized). A backend that holds one replica only
+    should raise ValueError when given several states.
+    """
+
     def __call__(self, program: Program, states: list[dict[str, torch.Tensor]], device: torch.device) -> TrainableModel: ...
+
+
+class _OneReplicaOnly(Exception):
+    """The backend refused several replicas (raised ValueError for R > 1)."""
 
 
 def with_overrides(program: Program, trials: int | None = None, epochs: int | None = None) -> Program:
@@ -96,8 +110,9 @@ def run_experiment(
 
     resume: go on with a folder of the same spec hash, skipping its finished
     trials (without it, a folder holding results is refused). vectorize: train
-    `chunk` trials at a time as replicas of one model (None: vectorize when
-    `device` is not the CPU; chunk None: all pending trials at once).
+    `chunk` trials at a time as replicas of one model (chunk None: all pending
+    trials at once); None: vectorize when `device` is not the CPU, falling
+    back to one trial at a time if the backend refuses several replicas.
     Raises MinispecError for bad arguments, a folder that would be
     overwritten, or a spec hash that does not match on resume.
     """
@@ -107,7 +122,8 @@ def run_experiment(
     folder = Path(out_dir)
     spec_hash = program_hash(program)
     emit = progress or (lambda event: None)
-    if vectorize is None:
+    auto = vectorize is None
+    if auto:
         vectorize = device.type != "cpu"
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise MinispecError(f"--chunk must be a positive whole number, got {chunk!r}", hint="for example --chunk 10")
@@ -122,9 +138,21 @@ def run_experiment(
                        program.train.evaluate, bool(vectorize), size))
     backends = {t["backend"] for t in finished.values()}
 
-    for start in range(0, len(pending), size):
-        ids = pending[start : start + size]
-        for result in _train_chunk(program, ids, backend_factory, device, data_root, spec_hash, backends, emit):
+    queue = list(pending)
+    while queue:
+        ids = queue[:size]
+        try:
+            results = _train_chunk(program, ids, backend_factory, device, data_root, spec_hash, backends, emit)
+        except _OneReplicaOnly as error:
+            if not auto:
+                raise MinispecError(
+                    f"this backend cannot train {len(ids)} trials as replicas of one model: {error.__cause__}",
+                    hint="run without --vectorize (one trial at a time), or choose a backend that vectorizes",
+                ) from None
+            size = 1  # auto mode: fall back to one trial at a time
+            continue
+        queue = queue[len(ids):]
+        for result in results:
             k = result["trial"]
             state = result.pop("_state")
             if state is not None:  # diverged trials keep no weights
@@ -228,7 +256,15 @@ def _train_chunk(
     orders = [torch.Generator(device="cpu").manual_seed(order_seed(seed, k)) for k in ids]
 
     torch.manual_seed(torch_seed(seed, ids[0]))
-    model = backend_factory(program, states, device)
+    extra = {}
+    if _accepts_generators(backend_factory):
+        extra["generators"] = [torch.Generator(device="cpu").manual_seed(torch_seed(seed, k)) for k in ids]
+    try:
+        model = backend_factory(program, states, device, **extra)
+    except ValueError as error:
+        if R > 1:
+            raise _OneReplicaOnly() from error
+        raise
     backend = type(model).__qualname__
     if backends and backend not in backends:
         raise MinispecError(
@@ -333,6 +369,14 @@ def _train_chunk(
             "_state": None if not active[r] else model.state(r),
         })
     return results
+
+
+def _accepts_generators(factory: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "generators" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def _on_device(program: Program, split: datasets.Split, device: torch.device) -> dict[str, Any]:

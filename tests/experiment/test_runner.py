@@ -215,3 +215,38 @@ def test_events_in_order(tiny, tmp_path):
 def test_bad_arguments(tiny, tmp_path, bad):
     with pytest.raises(MinispecError):
         run_experiment(tiny, backend_factory=fake_factory(), out_dir=tmp_path / "run", **bad)
+
+
+def test_factory_with_generators_gets_one_per_trial(tiny, tmp_path):
+    from minispec.experiment.seeding import torch_seed
+
+    seen = []
+
+    def make(program, states, device, generators=None):
+        seen.append([g.initial_seed() for g in generators])
+        return fake_factory()(program, states, device)
+
+    run_experiment(tiny, backend_factory=make, trials=3, out_dir=tmp_path / "run", vectorize=True, chunk=2)
+    assert seen == [[torch_seed(0, 0), torch_seed(0, 1)], [torch_seed(0, 2)]]
+
+
+def test_one_replica_backend_refuses_vectorize_clearly(tiny, tmp_path):
+    def single(program, states, device):
+        if len(states) != 1:
+            raise ValueError("one replica only")
+        return fake_factory()(program, states, device)
+
+    with pytest.raises(MinispecError) as error:
+        run_experiment(tiny, backend_factory=single, out_dir=tmp_path / "v", vectorize=True)
+    assert "one replica only" in error.value.message and "--vectorize" in error.value.hint
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_vectorized_on_cuda_matches_cpu(tiny, tmp_path):
+    cpu = run_experiment(tiny, backend_factory=fake_factory(), trials=3, out_dir=tmp_path / "cpu")
+    gpu = run_experiment(tiny, backend_factory=fake_factory(), trials=3, out_dir=tmp_path / "gpu", device="cuda",
+                         vectorize=None)
+    assert gpu.trials[0]["chunk"] == [0, 1, 2]
+    for a, b in zip(cpu.trials, gpu.trials):
+        assert b["final"]["test_error"] == pytest.approx(a["final"]["test_error"], abs=0.03)
