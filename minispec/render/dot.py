@@ -30,7 +30,7 @@ _CLUSTER_STYLE: dict[str, str] = {
 _EDGE_STYLE: dict[str, str] = {
     "normal": 'color="#475569"',
     "skip": 'style=dashed, color="#2563eb", constraint=false',
-    "loss": 'style=dotted, color="#b91c1c", arrowhead=vee',
+    "loss": 'style=dotted, color="#b91c1c", arrowhead=vee, weight=0',
 }
 
 
@@ -46,24 +46,25 @@ def escape(text: str) -> str:
 
 
 def _label(node: DrawNode) -> str:
-    parts = []
+    """One table row per line (rows space lines more evenly than <br/>)."""
+    rows = []
     if node.name:
-        parts.append(f"<b>{escape(node.name)}</b>")
+        rows.append(f"<b>{escape(node.name)}</b>")
     lines = list(node.lines)
     if lines:
-        first = lines.pop(0)
-        parts.append(f'<font color="#c2410c"><b>{escape(first)}</b></font>' if node.kind == "folded" else escape(first))
+        first = escape(lines.pop(0))
+        rows.append(f'<font color="#c2410c"><b>{first}</b></font>' if node.kind == "folded" else first)
     if node.body:
-        body = "".join(f'{escape(line)}<br align="left"/>' for line in node.body)
-        parts.append(f'<font point-size="9">{body}</font>')
+        body = "<br/>".join(escape(line) for line in node.body)
+        rows.append(f'<font point-size="9">{body}</font>')
     for line in lines:
-        parts.append(f'<font point-size="9" color="#475569">{escape(line)}</font>')
-    text = ""
-    for index, part in enumerate(parts):
-        if index and not parts[index - 1].endswith('<br align="left"/></font>'):
-            text += "<br/>"
-        text += part
-    return f"<{text}>"
+        rows.append(f'<font point-size="9" color="#475569">{escape(line)}</font>')
+    cells = "".join(
+        f'<tr><td balign="left" align="left">{row}</td></tr>' if row.startswith('<font point-size="9">')
+        else f"<tr><td>{row}</td></tr>"
+        for row in rows
+    )
+    return f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1">{cells}</table>>'
 
 
 def _node_line(node: DrawNode, indent: str) -> str:
@@ -76,7 +77,12 @@ def _cluster(drawing: Drawing, cluster: Cluster, indent: str) -> list[str]:
     number = drawing.clusters.index(cluster)
     lines = [f"{indent}subgraph {quote(f'cluster_{number}')} {{"]
     inner = indent + "  "
-    lines.append(f"{inner}label=<<b>{escape(cluster.label)}</b>>; labelloc=t; labeljust=l; {_CLUSTER_STYLE[cluster.kind].replace(', ', '; ')};")
+    name, _, note = cluster.label.partition(" (")
+    title = f'<b>{escape(name)}</b><br align="left"/>'
+    if note:  # "extract (shared, 2 uses)": the note on a second, smaller line, so the frame's label stays narrow
+        title += f'<font point-size="9">{escape(note.rstrip(")"))}</font><br align="left"/>'
+    where = "b" if cluster.kind == "shared" else "t"  # the shared label below, clear of the arrows of its uses
+    lines.append(f"{inner}label=<{title}>; labelloc={where}; labeljust=l; {_CLUSTER_STYLE[cluster.kind].replace(', ', '; ')};")
     clusters, nodes = drawing.children(cluster.id)
     for child in clusters:
         lines.extend(_cluster(drawing, child, inner))
