@@ -1,0 +1,79 @@
+"""`verify`: the hand-written backend agrees with torch.nn on every shipped spec, and notices a wrong backward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minispec.backends import scratch_graph
+from minispec.scratch import conv, linear
+from minispec.verify import format_report, verify, without_dropout
+
+from .helpers import SPECS, program
+
+
+@pytest.mark.parametrize("name", [path.stem for path in SPECS])
+def test_every_spec_agrees_in_float64(name):
+    report = verify(program(name), dtype=torch.float64, steps=3, batch=4)
+    assert report.ok, format_report(report)
+    kinds = {check.name.split(":")[0] for check in report.checks}
+    assert kinds == {"output", "loss", "grad", "param", "predict"}
+    assert len([c for c in report.checks if c.name.startswith("loss:")]) == len(program(name).losses)
+
+
+@pytest.mark.parametrize("name", ["caux", "disk_deep", "mnist_mlp", "resnet", "ws_aux_bn"])
+def test_some_specs_agree_in_float32_after_one_step(name):
+    report = verify(program(name), dtype=torch.float32, steps=1, batch=4)
+    assert report.ok, format_report(report)
+    assert report.atol == 1e-5
+
+
+def _scaled(backward):
+    def wrong(self, grad):
+        out = backward(self, grad)
+        return tuple(g * 1.001 for g in out) if isinstance(out, tuple) else out * 1.001
+
+    return wrong
+
+
+@pytest.mark.parametrize(
+    "name, cls",
+    [("caux", scratch_graph.Concat), ("caux", conv.Conv2d), ("disk", linear.Linear), ("resnet", scratch_graph.Add)],
+)
+def test_a_backward_off_by_a_thousandth_fails(monkeypatch, name, cls):
+    monkeypatch.setattr(cls, "backward", _scaled(cls.backward))
+    report = verify(program(name), steps=1, batch=4)
+    assert not report.ok
+    failed = {c.name for c in report.failures}
+    assert any(n.startswith("grad:") for n in failed)
+    assert not any(n.startswith(("output:", "loss:")) for n in failed)  # forward is untouched
+    text = format_report(report)
+    assert "FAIL" in text and "FAILED" in text.splitlines()[-1]
+
+
+def test_report_is_a_table_and_mentions_disabled_dropout():
+    p = program("ws_aux_dropout")
+    report = verify(p, steps=2, batch=4)
+    text = format_report(report)
+    header = text.splitlines()[2]
+    for column in ("tensor", "shape", "max abs err", "max rel err", "ok"):
+        assert column in header
+    assert "dropout disabled" in text
+    assert text.splitlines()[-1].startswith("ok:")
+    assert any(line.startswith("grad:digit_1_conv2d.weight") and " 32x1x3x3 " in line for line in text.splitlines())
+    # the caller's program keeps its dropout; the compared copy has none
+    assert all(n.attrs["p"] > 0 for n in p.nodes if n.op == "dropout")
+    assert all(n.attrs["p"] == 0 for n in without_dropout(p).nodes if n.op == "dropout")
+    assert not verify(program("wsn"), batch=4, steps=1).notes
+
+
+def test_large_values_are_compared_relatively():
+    from minispec.verify import compare
+
+    big = torch.tensor([1e6, -2e6], dtype=torch.float64)
+    assert compare("t", big * (1 + 1e-12), big, 1e-10).ok
+    assert not compare("t", big * (1 + 1e-9), big, 1e-10).ok
+    small = torch.tensor([1e-3, 0.0], dtype=torch.float64)
+    assert compare("t", small + 5e-11, small, 1e-10).ok
+    assert not compare("t", small + 5e-10, small, 1e-10).ok
+    assert not compare("t", small[:1], small, 1e-10).ok  # shapes differ
