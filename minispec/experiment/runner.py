@@ -136,13 +136,14 @@ def run_experiment(
     size = 1 if not vectorize else (chunk or max(len(pending), 1))
     emit(ev.RunStarted(program.name, folder, planned, tuple(pending), program.train.epochs,
                        program.train.evaluate, bool(vectorize), size))
-    backends = {t["backend"] for t in finished.values()}
+    earlier = {"backend": {t["backend"] for t in finished.values()},
+               "data_source": {t["data_source"] for t in finished.values()}}
 
     queue = list(pending)
     while queue:
         ids = queue[:size]
         try:
-            results = _train_chunk(program, ids, backend_factory, device, data_root, spec_hash, backends, emit)
+            results = _train_chunk(program, ids, backend_factory, device, data_root, spec_hash, earlier, emit)
         except _OneReplicaOnly as error:
             if not auto:
                 raise MinispecError(
@@ -236,7 +237,7 @@ def _train_chunk(
     device: torch.device,
     data_root: str | None,
     spec_hash: str,
-    backends: set[str],
+    earlier: dict[str, set[str]],
     emit: Callable[[ev.Event], None],
 ) -> list[dict[str, Any]]:
     """Train trials `ids` as the R replicas of one model; return their trial records."""
@@ -250,6 +251,12 @@ def _train_chunk(
     draws = [datasets.load(program.data.name, dict(program.data.options), seed=data_seed(seed, k), root=data_root)
              for k in ids]
     data = datasets.stack(draws)
+    if earlier["data_source"] and data.source not in earlier["data_source"]:
+        raise MinispecError(
+            f"cannot resume with data from {data.source}: the finished trials used "
+            + "; ".join(sorted(earlier["data_source"])),
+            hint="resume with the same --data-root, or choose another --out",
+        )
     splits = {name: _on_device(program, split, device) for name, split in (("train", data.train), ("test", data.test))}
     n_train = len(data.train)
     states = [initial_state(program, trial_generator(seed, k)) for k in ids]
@@ -266,9 +273,10 @@ def _train_chunk(
             raise _OneReplicaOnly() from error
         raise
     backend = type(model).__qualname__
-    if backends and backend not in backends:
+    if earlier["backend"] and backend not in earlier["backend"]:
         raise MinispecError(
-            f"cannot resume with backend {backend}: the finished trials were run with {', '.join(sorted(backends))}",
+            f"cannot resume with backend {backend}: the finished trials were run with "
+            + ", ".join(sorted(earlier["backend"])),
             hint="resume with the same --backend, or choose another --out",
         )
     for k in ids:

@@ -250,3 +250,16 @@ def test_vectorized_on_cuda_matches_cpu(tiny, tmp_path):
     assert gpu.trials[0]["chunk"] == [0, 1, 2]
     for a, b in zip(cpu.trials, gpu.trials):
         assert b["final"]["test_error"] == pytest.approx(a["final"]["test_error"], abs=0.03)
+
+
+def test_resume_refuses_another_backend(tiny, tmp_path):
+    from conftest import FakeModel
+
+    class OtherModel(FakeModel):
+        pass
+
+    run_experiment(tiny, backend_factory=fake_factory(), trials=1, out_dir=tmp_path / "run")
+    with pytest.raises(MinispecError) as error:
+        run_experiment(tiny, backend_factory=lambda p, s, d: OtherModel(p, s, d), trials=2,
+                       out_dir=tmp_path / "run", resume=True)
+    assert "OtherModel" in error.value.message and "FakeModel" in error.value.message
