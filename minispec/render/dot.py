@@ -55,16 +55,24 @@ def _label(node: DrawNode) -> str:
         first = escape(lines.pop(0))
         rows.append(f'<font color="#c2410c"><b>{first}</b></font>' if node.kind == "folded" else first)
     if node.body:
-        body = "<br/>".join(escape(line) for line in node.body)
-        rows.append(f'<font point-size="9">{body}</font>')
+        rows.append(_body(node.body))
     for line in lines:
         rows.append(f'<font point-size="9" color="#475569">{escape(line)}</font>')
-    cells = "".join(
-        f'<tr><td balign="left" align="left">{row}</td></tr>' if row.startswith('<font point-size="9">')
-        else f"<tr><td>{row}</td></tr>"
-        for row in rows
-    )
+    cells = "".join(f"<tr><td>{row}</td></tr>" for row in rows)
     return f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1">{cells}</table>>'
+
+
+def _body(lines: list[str]) -> str:
+    """Left-aligned, indented lines as a table: indentation is empty cells, since
+    not every SVG viewer gives leading non-breaking spaces their width."""
+    depths = [(len(line) - len(line.lstrip(" "))) // 2 for line in lines]
+    columns = max(depths) + 1
+    rows = []
+    for depth, line in zip(depths, lines):
+        indent = '<td width="10"></td>' * depth
+        text = f'<font point-size="9">{escape(line.strip())}</font>'
+        rows.append(f'<tr>{indent}<td align="left" colspan="{columns - depth}">{text}</td></tr>')
+    return f'<table border="0" cellborder="0" cellspacing="0" cellpadding="0">{"".join(rows)}</table>'
 
 
 def _node_line(node: DrawNode, indent: str) -> str:
