@@ -1,0 +1,111 @@
+"""Weights on disk: one replica's canonical state as a safetensors file.
+
+    save_state("runs/caux/trial_003.safetensors", model.state(3), {"spec": "caux", "trial": 3})
+    state = load_state("runs/caux/trial_003.safetensors", program)   # checked against the program
+    model.load_state(0, state)
+
+Safetensors holds a JSON header and raw tensor bytes: reading one never runs
+code. Pickle and torch.load are never used, so a weights file from a stranger
+cannot execute anything; whatever is not a well-formed safetensors file, or
+does not hold exactly the program's parameter and buffer names and shapes, is
+refused with one `MinispecError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from minispec.errors import MinispecError
+from minispec.ir.model import BUFFER_NAMES, PARAMETER_NAMES, Program
+
+_SHOWN = 5  # names listed in an error before "and N more"
+
+
+def expected_shapes(program: Program) -> dict[str, list[int]]:
+    """Canonical state names of `program` and their shapes, in `initial_state` order."""
+    shapes: dict[str, list[int]] = {}
+    for owner in program.weight_owners:
+        for name in PARAMETER_NAMES[owner.op]:
+            if name in owner.param_shapes:
+                shapes[f"{owner.weights}.{name}"] = list(owner.param_shapes[name])
+        for name in BUFFER_NAMES.get(owner.op, ()):
+            shapes[f"{owner.weights}.{name}"] = [] if name == "num_batches_tracked" else list(owner.param_shapes["weight"])
+    return shapes
+
+
+def save_state(path: str | Path, state: dict[str, torch.Tensor], metadata: dict[str, object] | None = None) -> None:
+    """Write `state` (canonical names -> CPU tensors) to `path` as safetensors; metadata values become strings."""
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
+    save_file(tensors, str(path), metadata={str(k): str(v) for k, v in (metadata or {}).items()})
+
+
+def _listed(names) -> str:
+    names = sorted(names)
+    shown = ", ".join(f"`{n}`" for n in names[:_SHOWN])
+    return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+
+
+def _open(path: Path):
+    if not path.is_file():
+        raise MinispecError(f"weights file `{path}` does not exist or is not a file")
+    try:
+        return safe_open(str(path), framework="pt", device="cpu")
+    except Exception as error:  # safetensors raises its own error type for every malformed file
+        raise MinispecError(
+            f"`{path}` is not a valid safetensors weights file ({error})",
+            hint="minispec reads weights only from .safetensors files it wrote; pickle and torch.save files are refused",
+        ) from None
+
+
+def load_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata strings saved with a weights file (refused like `load_state` when malformed)."""
+    with _open(Path(path)) as handle:
+        return dict(handle.metadata() or {})
+
+
+def load_state(path: str | Path, program: Program) -> dict[str, torch.Tensor]:
+    """Read a safetensors weights file and check it against `program`'s canonical state.
+
+    Raises MinispecError when the file is missing or not valid safetensors
+    (pickle, random bytes, truncated), or when its names or shapes differ
+    from the program's (missing, unexpected and mismatched names are listed).
+    """
+    path = Path(path)
+    state: dict[str, torch.Tensor] = {}
+    with _open(path) as handle:
+        try:
+            for name in handle.keys():
+                state[name] = handle.get_tensor(name)
+        except Exception as error:
+            raise MinispecError(f"`{path}` is not a valid safetensors weights file ({error})") from None
+    expected = expected_shapes(program)
+    missing, unexpected = expected.keys() - state.keys(), state.keys() - expected.keys()
+    mismatched = [
+        f"`{name}` is {list(state[name].shape)}, expected {shape}"
+        for name, shape in expected.items()
+        if name in state and list(state[name].shape) != shape
+    ]
+    wrong_kind = [
+        f"`{name}` is {state[name].dtype}"
+        for name in expected
+        if name in state and state[name].is_floating_point() == name.endswith(".num_batches_tracked")
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {_listed(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_listed(unexpected)}")
+    if mismatched:
+        problems.append("wrong shape: " + "; ".join(mismatched[:_SHOWN]) + (f" and {len(mismatched) - _SHOWN} more" if len(mismatched) > _SHOWN else ""))
+    if wrong_kind:
+        problems.append("wrong type: " + "; ".join(wrong_kind[:_SHOWN]))
+    if problems:
+        raise MinispecError(
+            f"weights in `{path}` do not fit spec `{program.name}`: " + "; ".join(problems),
+            hint="were they saved from another spec, or from this spec with other parameters?",
+        )
+    return {name: state[name] for name in expected}
