@@ -92,7 +92,7 @@ def plot_curves(
     drawn = False
     for i, result in enumerate(results):
         color = colors[i % len(colors)]
-        name = "" if len(results) == 1 else _run_label(result) + ": "
+        name = "" if len(results) == 1 else _run_label(result)
         series = [(metric, "-", metric.split("_")[0])]
         if both:
             series.append((companion, "--", companion.split("_")[0]))
@@ -107,7 +107,8 @@ def plot_curves(
                 low = [max(v, 0.0) for v in low]
                 high = [min(v, 100.0) for v in high]
             unit = "%" if is_error else ""
-            text = f"{name}{side}, final {mean[-1]:.2f} ± {stds[-1] * scale:.2f}{unit}"
+            what = " ".join(part for part in (name, side if both or not name else "") if part)
+            text = f"{what}, final {mean[-1]:.2f} ± {stds[-1] * scale:.2f}{unit}"
             ax.plot(epochs, mean, style, color=color, linewidth=1.6, label=text)
             ax.fill_between(epochs, low, high, color=color, alpha=0.2 if style == "-" else 0.1, linewidth=0)
             drawn = True
@@ -134,10 +135,8 @@ def plot_curves(
 def _run_label(result: "RunResult") -> str:
     summary = result.summary
     n = summary.get("test_error", {}).get("n", len(result.trials))
-    label = f"{result.spec}: {n} trial{'s' if n != 1 else ''}"
-    if summary.get("trials_diverged"):
-        label += f", {summary['trials_diverged']} diverged"
-    return label
+    extra = f", {summary['trials_diverged']} diverged" if summary.get("trials_diverged") else ""
+    return f"{result.spec} ({n} trial{'s' if n != 1 else ''}{extra})"
 
 
 def _title(results: Sequence["RunResult"], label: str) -> str:
@@ -149,4 +148,5 @@ def _title(results: Sequence["RunResult"], label: str) -> str:
         if summary.get("trials_finished", n) < summary.get("trials_planned", n):
             extra = f" of {summary['trials_planned']} planned"
         return f"{result.spec}: {label}, mean ± std over {n} trial{'s' if n != 1 else ''}{extra}"
-    return f"{' vs '.join(r.spec for r in results)}: {label}, mean ± std over trials"
+    names = " vs ".join(r.spec for r in results) if len(results) <= 3 else f"{len(results)} specs"
+    return f"{names}: {label}, mean ± std over trials"
