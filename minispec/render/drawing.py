@@ -139,12 +139,13 @@ def build_drawing(program: Program, fold: bool = False) -> Drawing:
                     key = (*node.scope[:depth], scope.model_copy(update={"index": 0}))
                     folds.setdefault(key, []).append(node)
                     break
+    # Ids of boxes that are no IR node hold a colon, which no IR id can.
     fold_of: dict[str, str] = {}
-    fold_ids: dict[Frame, str] = {}
-    for number_, (key, members) in enumerate(folds.items()):
-        fold_ids[key] = f"repeat_{number_}"
+    fold_keys: dict[str, Frame] = {}
+    for index, (key, members) in enumerate(folds.items()):
+        fold_keys[f"repeat:{index}"] = key
         for node in members:
-            fold_of[node.id] = fold_ids[key]
+            fold_of[node.id] = f"repeat:{index}"
 
     def final(node_id: str) -> str:
         target = drawn(node_id)
@@ -178,8 +179,8 @@ def build_drawing(program: Program, fold: bool = False) -> Drawing:
         if target in placed:
             placed[target].members.append(node.id)
             continue
-        if target in fold_of.values():
-            key = next(k for k, v in fold_ids.items() if v == target)
+        if target in fold_keys:
+            key = fold_keys[target]
             box = _fold_box(target, key, folds[key], names.get(target), cluster_of(key[:-1]))
         else:
             box = _box(node, names.get(target), cluster_of(node.scope), target in heads)
@@ -197,7 +198,7 @@ def build_drawing(program: Program, fold: bool = False) -> Drawing:
             if tail == head:
                 continue
             skip = node.op == "add" and node.attrs.get("residual") and position == 1
-            folded = tail in fold_ids.values() or head in fold_ids.values()
+            folded = tail in fold_keys or head in fold_keys
             style: EdgeStyle = "skip" if skip and not folded else "normal"
             labels = arrows.setdefault((tail, head, style), [])
             label = _use_label(by_id[source], node, uses)
@@ -207,7 +208,7 @@ def build_drawing(program: Program, fold: bool = False) -> Drawing:
 
     # 6. Losses, at the bottom, one per loss.
     for index, loss in enumerate(program.losses):
-        loss_id = f"loss_{index}"
+        loss_id = f"loss:{index}"
         nodes.append(DrawNode(loss_id, [loss_text(loss), f"{encoding_text(loss)} · {decision_text(loss)}"], "loss"))
         use = _innermost_use(by_id[loss.node], uses)
         edges.append(DrawEdge(final(loss.node), loss_id, "loss", use[-1].label if use else ""))

@@ -140,3 +140,20 @@ def test_fold_takes_the_outermost_repeat(write_spec):
     assert box.lines[0] == "repeat ×2"
     assert box.body == ["linear(16)", "repeat ×3 {", "  relu", "}"]
     assert not folded.clusters
+
+
+def test_statement_names_never_collide_with_drawn_boxes(write_spec):
+    spec = """
+spec clash
+data mnist(train=100, test=100)
+net {
+    loss_0 = x | flatten | repeat 2 { linear(8) | relu }
+    repeat_0 = loss_0 | linear(10)
+}
+loss { repeat_0 cross_entropy(target) }
+"""
+    drawing = build_drawing(compile_file(write_spec(spec)), fold=True)
+    ids = [n.id for n in drawing.nodes]
+    assert len(ids) == len(set(ids))
+    assert {"loss_0", "repeat_0"} <= {n.name for n in drawing.nodes}
+    assert all(e.source in ids and e.target in ids for e in drawing.edges)

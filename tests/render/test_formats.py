@@ -57,7 +57,7 @@ def test_dot_structure(caux):
     assert "label=<a, b>" in text
     # inputs first, losses last
     assert '{ rank=min; "x"; }' in text
-    assert '{ rank=max; "loss_0"; "loss_1"; "loss_2"; }' in text
+    assert '{ rank=max; "loss:0"; "loss:1"; "loss:2"; }' in text
     assert "63,286 trainable parameters" in text
 
 
