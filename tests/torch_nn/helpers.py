@@ -62,6 +62,11 @@ train {
 
 EXTRA = {"disk_mlp": DISK, "odd_names": ODD}
 PROGRAMS = [path.stem for path in SPECS] + list(EXTRA)
+# The same without dropout (p = 0): a vectorized replica must equal its sequential run.
+EXTRA.update({
+    "disk_nodrop": DISK.replace("dropout(0.1)", "dropout(0.0)"),
+    "odd_nodrop": ODD.replace("dropout(0.2)", "dropout(0.0)"),
+})
 
 
 @lru_cache(maxsize=None)
