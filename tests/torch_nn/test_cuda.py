@@ -58,3 +58,23 @@ def test_emitted_module_on_cuda():
     emitted.load_state_dict(module.state_dict(), strict=True)
     x = random_inputs(p, 5)["x"].cuda()
     torch.testing.assert_close(emitted(x)["out"], module(x=x)["out"], rtol=0, atol=0)
+
+
+def test_vectorized_on_cuda_matches_cpu():
+    from minispec.backends.torch_nn.vectorized import VectorizedTorchModel
+
+    p = program("caux")
+    states = [initial_state(p, gen(k), dtype=F64) for k in range(3)]
+    models = {d: VectorizedTorchModel(p, states, device=d, dtype=F64) for d in ("cpu", "cuda")}
+    for step in range(2):
+        inputs = {"x": torch.stack([random_inputs(p, 6, seed=10 * step + r, dtype=F64)["x"] for r in range(3)])}
+        raw = {k: torch.stack([random_raw_targets(p, 6, seed=10 * step + 5 + r)[k] for r in range(3)])
+               for k in p.data.targets}
+        targets = [encoding.encode(loss, raw, dtype=F64) for loss in p.losses]
+        expected = models["cpu"].train_step(inputs, targets)
+        got = models["cuda"].train_step({k: v.cuda() for k, v in inputs.items()}, [t.cuda() for t in targets])
+        assert got.device.type == "cuda"
+        torch.testing.assert_close(got.cpu(), expected, rtol=1e-9, atol=1e-11)
+    for r in range(3):
+        for key, value in models["cpu"].state(r).items():
+            torch.testing.assert_close(models["cuda"].state(r)[key], value, rtol=1e-9, atol=1e-11)
