@@ -2,10 +2,9 @@
 
 `TorchModel` implements `minispec.backends.base.TrainableModel` for R = 1: the
 leading replica axis of every tensor that crosses the interface has size 1 and
-is dropped before the GraphModule sees the batch. (Several replicas in one
-model, vectorized, would hold stacked parameters and call the same GraphModule
-through torch.func.functional_call under vmap; the loss and optimizer helpers
-here are written per replica so they serve that case unchanged.)
+is dropped before the GraphModule sees the batch. Several replicas in one
+model are `minispec.backends.torch_nn.vectorized.VectorizedTorchModel`, which
+reuses the per-replica loss and optimizer helpers below unchanged.
 
 Randomness: the initial weights are the given states (see
 `minispec.backends.weights.initial_state`); dropout masks come from torch's
