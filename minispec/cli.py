@@ -146,5 +146,134 @@ def graph(spec, output, fold, overrides, include_roots):
     click.echo(f"wrote {output}", err=True)
 
 
+def _run_options(command):
+    """Options shared by `run` and `compare`."""
+    options = [
+        click.option("--trials", type=click.IntRange(min=1), help="Number of trials (default: the spec's `trials`)."),
+        click.option("--epochs", type=click.IntRange(min=1), help="Epochs per trial (default: the spec's `epochs`)."),
+        click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda|auto",
+                     help="Where to train; auto takes CUDA when present."),
+        click.option("--backend", type=click.Choice(["torch", "scratch"]), default="torch", show_default=True,
+                     help="torch: torch.nn + autograd; scratch: the hand-written framework (no autograd)."),
+        click.option("--data-root", type=click.Path(file_okay=False),
+                     help="Folder with full MNIST (MNIST/raw/...); default: the 5,000 embedded digits."),
+        click.option("--vectorize/--no-vectorize", default=None,
+                     help="Train trials together as replicas of one model (default: chosen by measuring)."),
+        click.option("--max-memory", metavar="SIZE",
+                     help="Memory budget, e.g. 8GiB (default: what the device has free); runs that do not "
+                          "fit are refused, vectorized trials are chunked to fit."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _factory(backend: str):
+    from minispec.backends import make_model
+
+    def factory(program, states, device, generators=None):
+        return make_model(backend, program, states, device=device, generators=generators)
+
+    return factory
+
+
+def _max_memory(text: str | None) -> int | None:
+    from minispec.ir.cost import parse_bytes
+
+    return None if text is None else parse_bytes(text)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@_run_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default: runs/<spec>-<hash>, a new one each time).")
+@click.option("--resume", is_flag=True, help="Go on with an interrupted run (its --out, or the latest default folder).")
+@_set_option
+@_friendly
+def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory, out, resume, overrides,
+        include_roots):
+    """Train every trial of a spec and report mean ± std test error.
+
+    Writes a run folder: the resolved spec and its hash, per-trial curves, final
+    weights (safetensors), summary.json, curves.csv and curves.png (mean ± std
+    bands). Each finished trial is saved at once: Ctrl-C loses nothing, and
+    --resume goes on where the run stopped.
+
+    \b
+    Examples:
+      minispec run specs/saux.mdl --trials 5 --epochs 10
+      minispec run specs/disk.mdl --backend scratch
+      minispec run specs/saux.mdl --device cuda --trials 150 --epochs 100
+    """
+    from minispec.backends import resolve_device
+    from minispec.experiment.compare import default_run_folder
+    from minispec.experiment.progress import TqdmProgress
+    from minispec.experiment.runner import run_experiment
+    from minispec.experiment.stats import format_table, summary_table
+
+    program = compile_file(spec, overrides, include_roots)
+    torch_device = resolve_device(device)
+    folder = out or default_run_folder(program, backend, epochs=epochs, resume=resume)
+    progress = TqdmProgress()
+    try:
+        result = run_experiment(
+            program, backend_factory=_factory(backend), trials=trials, epochs=epochs, device=torch_device,
+            out_dir=folder, data_root=data_root, resume=resume, progress=progress, vectorize=vectorize,
+            max_memory=_max_memory(max_memory),
+        )
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo(f"\ninterrupted: finished trials are saved in {folder}; "
+                   f"go on with: minispec run {spec} --resume --out {folder}", err=True)
+        sys.exit(130)
+    progress.close()
+    click.echo(format_table(summary_table([result])))
+    if result.summary.get("trials_diverged"):
+        click.echo(result.summary["note"])
+    click.echo(f"run folder: {folder}  (curves.png, curves.csv, summary.json, weights/)")
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_run_options
+@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Where runs are kept and looked up.")
+@click.option("--fresh", is_flag=True, help="Run every spec again instead of reusing finished runs.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Overlay plot of the test-error curves (default: <runs>/compare.png).")
+@_set_option
+@_friendly
+def compare(specs, trials, epochs, device, backend, data_root, vectorize, max_memory, runs_root, fresh, plot,
+            overrides, include_roots):
+    """Run several specs (or reuse their finished runs) and print one table:
+    mean ± std test error of each, and Welch's t-test p-value against the first.
+
+    \b
+    Example: does weight sharing help? do auxiliary losses?
+      minispec compare specs/sn.mdl specs/wsn.mdl specs/saux.mdl specs/caux.mdl --trials 5 --epochs 10
+    """
+    from minispec.backends import resolve_device
+    from minispec.experiment.compare import compare as compare_runs
+    from minispec.experiment.progress import TqdmProgress
+
+    programs = [compile_file(spec, overrides, include_roots) for spec in specs]
+    progress = TqdmProgress()
+    try:
+        comparison = compare_runs(
+            programs, backend_factory=_factory(backend), runs_root=runs_root, trials=trials, epochs=epochs,
+            device=resolve_device(device), data_root=data_root, progress=progress, vectorize=vectorize,
+            reuse=not fresh, plot_path=plot or Path(runs_root) / "compare.png", backend=backend,
+            max_memory=_max_memory(max_memory),
+        )
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo("\ninterrupted: finished trials are saved; run the same command again to go on", err=True)
+        sys.exit(130)
+    progress.close()
+    click.echo(comparison.table())
+    click.echo(f"plot: {comparison.plot}")
+
+
 if __name__ == "__main__":
     main()

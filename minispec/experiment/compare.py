@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from minispec.errors import MinispecError
 from minispec.experiment import events as ev
 from minispec.experiment.folder import RunResult, load_run, program_hash, read_hash
 from minispec.experiment.runner import BackendFactory, run_experiment, with_overrides
@@ -39,9 +40,26 @@ class Comparison:
         return format_table(self.rows)
 
 
-def run_folder(program: Program, runs_root: str | Path, epochs: int | None = None) -> Path:
-    """The folder of `program`'s run under `runs_root`: `<name>-<spec hash[:8]>`."""
-    return Path(runs_root) / f"{program.name}-{program_hash(with_overrides(program, epochs=epochs))[:8]}"
+def run_folder(program: Program, runs_root: str | Path, epochs: int | None = None, backend: str = "torch") -> Path:
+    """The folder of `program`'s run under `runs_root`: `<name>-<spec hash[:8]>`,
+    with `-<backend>` appended for backends other than torch."""
+    suffix = "" if backend == "torch" else f"-{backend}"
+    return Path(runs_root) / f"{program.name}-{program_hash(with_overrides(program, epochs=epochs))[:8]}{suffix}"
+
+
+def default_run_folder(program: Program, backend: str, epochs: int | None = None, resume: bool = False,
+                       runs_root: str | Path = "runs") -> Path:
+    """Where `minispec run` writes without --out: a new folder each time
+    (`<name>-<hash8>`, then `-2`, `-3`, ...), or with `resume` the latest one."""
+    base = run_folder(program, runs_root, epochs, backend)
+    if not resume:
+        return _free_folder(base)
+    candidates = [base] + [Path(f"{base}-{n}") for n in range(2, 1000)]
+    existing = [c for c in candidates if c.exists()]
+    if not existing:
+        raise MinispecError(f"there is no earlier run of this spec to resume under {runs_root}",
+                            hint="run it without --resume first, or name the folder with --out")
+    return existing[-1]
 
 
 def compare(
@@ -54,10 +72,12 @@ def compare(
     device: str | torch.device = "cpu",
     data_root: str | None = None,
     progress: Callable[[ev.Event], None] | None = None,
-    vectorize: bool | None = False,
+    vectorize: bool | None = None,
     chunk: int | None = None,
     reuse: bool = True,
     plot_path: str | Path | None = None,
+    backend: str = "torch",
+    max_memory: int | None = None,
     metric: str = "test_error",
 ) -> Comparison:
     """Run (or reuse) every program, then tabulate and plot them together.
@@ -68,14 +88,15 @@ def compare(
     results = []
     for program in programs:
         resolved = with_overrides(program, trials=trials, epochs=epochs)
-        base = run_folder(resolved, runs_root)
+        base = run_folder(resolved, runs_root, backend=backend)
         folder = base if reuse else _free_folder(base)
         if reuse and _complete(folder, resolved):
             results.append(load_run(folder))
             continue
         results.append(
             run_experiment(resolved, backend_factory=backend_factory, device=device, out_dir=folder,
-                           data_root=data_root, resume=reuse, progress=progress, vectorize=vectorize, chunk=chunk)
+                           data_root=data_root, resume=reuse, progress=progress, vectorize=vectorize, chunk=chunk,
+                           max_memory=max_memory)
         )
     rows = summary_table(results)
     plot = None

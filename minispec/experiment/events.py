@@ -40,6 +40,7 @@ class RunStarted(Event):
     evaluate: int
     vectorized: bool
     chunk: int
+    plan: str = ""
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,9 @@ class TqdmProgress:
             head = f"{event.spec}: {len(event.pending)} trial(s) x {event.epochs} epochs -> {event.folder}"
             if skipped:
                 head += f" ({skipped} finished trial(s) kept)"
-            if event.vectorized:
+            if event.plan:
+                head += f"; {event.plan}"
+            elif event.vectorized:
                 head += f", {event.chunk} at a time"
             if self.tty:
                 from tqdm import tqdm

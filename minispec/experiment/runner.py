@@ -35,6 +35,7 @@ from minispec.errors import MinispecError
 from minispec.experiment import events as ev
 from minispec.experiment import folder as rf
 from minispec.experiment.folder import RunResult, program_hash
+from minispec.experiment.planning import plan_run
 from minispec.experiment.schedule import learning_rate
 from minispec.experiment.seeding import data_seed, order_seed, torch_seed
 from minispec.ir.model import Program
@@ -102,17 +103,21 @@ def run_experiment(
     data_root: str | None = None,
     resume: bool = False,
     progress: Callable[[ev.Event], None] | None = None,
-    vectorize: bool | None = False,
+    vectorize: bool | None = None,
     chunk: int | None = None,
+    max_memory: int | None = None,
 ) -> RunResult:
     """Train trials 0..T-1 of `program` (T = `trials` or `program.train.trials`)
     and write the run folder `out_dir` (see `minispec.experiment.folder`).
 
     resume: go on with a folder of the same spec hash, skipping its finished
     trials (without it, a folder holding results is refused). vectorize: train
-    `chunk` trials at a time as replicas of one model (chunk None: all pending
-    trials at once); None: vectorize when `device` is not the CPU, falling
-    back to one trial at a time if the backend refuses several replicas.
+    trials as replicas of one model, at most `chunk` at a time and as many as
+    fit `max_memory` (default: what the device has free); None: decide by
+    measuring (see `minispec.experiment.planning`), falling back to one trial
+    at a time if the backend refuses several replicas. A run whose single
+    trial would not fit the memory budget, or whose files would not fit the
+    disk, is refused before anything is allocated.
     Raises MinispecError for bad arguments, a folder that would be
     overwritten, or a spec hash that does not match on resume.
     """
@@ -123,19 +128,18 @@ def run_experiment(
     spec_hash = program_hash(program)
     emit = progress or (lambda event: None)
     auto = vectorize is None
-    if auto:
-        vectorize = device.type != "cpu"
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise MinispecError(f"--chunk must be a positive whole number, got {chunk!r}", hint="for example --chunk 10")
 
     finished = _open_folder(folder, spec_hash, resume)  # trial -> its record without the per-epoch list
+    pending = [k for k in range(planned) if k not in finished]
+    plan = plan_run(program, backend_factory, device, len(pending), vectorize, max_memory, folder, chunk)
     rf.write_atomic(folder / "program.json", program.model_dump_json(indent=1) + "\n")
     rf.write_atomic(folder / "spec_hash.txt", spec_hash + "\n")
 
-    pending = [k for k in range(planned) if k not in finished]
-    size = 1 if not vectorize else (chunk or max(len(pending), 1))
+    size = plan.chunk
     emit(ev.RunStarted(program.name, folder, planned, tuple(pending), program.train.epochs,
-                       program.train.evaluate, bool(vectorize), size))
+                       program.train.evaluate, plan.vectorize, size, plan.reason))
     earlier = {"backend": {t["backend"] for t in finished.values()},
                "data_source": {t["data_source"] for t in finished.values()}}
 

@@ -15,7 +15,7 @@ def _pair(tmp_path):
 def test_compare_runs_then_reuses(tmp_path):
     slow, fast = _pair(tmp_path)
     log = []
-    first = compare([slow, fast], backend_factory=fake_factory(log=log), runs_root=tmp_path / "runs", trials=3)
+    first = compare([slow, fast], backend_factory=fake_factory(log=log), vectorize=False, runs_root=tmp_path / "runs", trials=3)
     assert log == [1] * 6
     assert [r.folder for r in first.results] == [run_folder(slow, tmp_path / "runs"), run_folder(fast, tmp_path / "runs")]
     assert first.results[0].folder.name.startswith("tiny-")
@@ -24,15 +24,15 @@ def test_compare_runs_then_reuses(tmp_path):
     text = first.table()
     assert "tiny_lr" in text and "p vs first" in text and "±" in text
 
-    again = compare([slow, fast], backend_factory=fake_factory(log=log), runs_root=tmp_path / "runs", trials=3)
+    again = compare([slow, fast], backend_factory=fake_factory(log=log), vectorize=False, runs_root=tmp_path / "runs", trials=3)
     assert log == [1] * 6  # nothing trained: both folders reused
     assert again.rows == first.rows
 
-    more = compare([slow], backend_factory=fake_factory(log=log), runs_root=tmp_path / "runs", trials=4)
+    more = compare([slow], backend_factory=fake_factory(log=log), vectorize=False, runs_root=tmp_path / "runs", trials=4)
     assert log == [1] * 7  # the partial folder is resumed: only trial 3 trained
     assert more.results[0].summary["trials_finished"] == 4
 
-    fresh = compare([slow], backend_factory=fake_factory(log=log), runs_root=tmp_path / "runs", trials=2, reuse=False)
+    fresh = compare([slow], backend_factory=fake_factory(log=log), vectorize=False, runs_root=tmp_path / "runs", trials=2, reuse=False)
     assert fresh.results[0].folder.name.endswith("-2")
 
 

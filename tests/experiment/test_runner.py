@@ -204,7 +204,8 @@ def test_run_folder_files(two_heads, tmp_path):
 
 def test_events_in_order(tiny, tmp_path):
     seen = []
-    run_experiment(tiny, backend_factory=fake_factory(), out_dir=tmp_path / "run", progress=seen.append)
+    run_experiment(tiny, backend_factory=fake_factory(), out_dir=tmp_path / "run", progress=seen.append,
+                   vectorize=False)
     kinds = [type(e).__name__ for e in seen]
     per_trial = ["TrialStarted"] + ["EpochFinished"] * 3 + ["TrialFinished"]
     assert kinds == ["RunStarted"] + per_trial * 2 + ["RunFinished"]
