@@ -105,26 +105,6 @@ class Identity(Module):
         return grad
 
 
-class SoftmaxAxis(Module):
-    """Softmax over the first sample axis of a non-flat sample (channels of [C, H, W]):
-    the framework's Softmax (last axis) with the axis moved there and back."""
-
-    _cache = ("_inner",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._inner = scratch.Softmax()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._inner.forward(x.movedim(2, -1)).movedim(-1, 2)
-
-    def backward(self, grad: torch.Tensor) -> torch.Tensor:
-        return self._inner.backward(grad.movedim(2, -1)).movedim(-1, 2)
-
-    def shared_copy(self) -> SoftmaxAxis:
-        return SoftmaxAxis()
-
-
 # -- lowering ---------------------------------------------------------------------------
 
 
@@ -168,7 +148,7 @@ def make_layer(node: Node, replicas: int, device, dtype, generators: list[torch.
     if op == "sigmoid":
         return scratch.Sigmoid()
     if op == "softmax":
-        return scratch.Softmax() if len(node.shape) == 1 else SoftmaxAxis()
+        return scratch.Softmax()  # the IR allows softmax on flat samples only: the last axis
     if op == "maxpool2d":
         return scratch.MaxPool2d(_pair(attrs["kernel"]), _pair(attrs["stride"]))
     if op == "avgpool2d":

@@ -9,6 +9,7 @@ from minispec.backends.scratch_graph import ScratchModel
 from minispec.backends.torch_nn import TorchModel, build_module
 from minispec.backends.torch_nn.model import loss_values
 from minispec.ir.model import Program
+from minispec.verify import without_dropout
 
 from .helpers import batch, program, states
 
@@ -23,7 +24,7 @@ def close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
-@pytest.mark.parametrize("name", ["saux", "caux", "ws_aux_dropout", "ws_aux_bn_dropout"])
+@pytest.mark.parametrize("name", ["saux", "caux", "ws_aux_dropout", "ws_aux_bn_dropout", "all_ops", "conv_odd"])
 def test_three_replicas_equal_three_single_models_step_by_step(name):
     p = program(name)
     init = states(p, TRIALS)
@@ -87,9 +88,9 @@ def _torch_gradients(p: Program, state, inputs, targets) -> dict[str, torch.Tens
     return {name: param.grad for name, param in module.named_parameters()}
 
 
-@pytest.mark.parametrize("name", ["wsn", "caux"])
+@pytest.mark.parametrize("name", ["wsn", "caux", "conv_odd"])
 def test_shared_instance_gradients_accumulate_like_torch(name):
-    p = program(name)
+    p = without_dropout(program(name))  # torch.nn draws its masks from another stream
     init = states(p, [0])[0]
     model = ScratchModel(p, [dict(init)], dtype=torch.float64)
     users = {}
