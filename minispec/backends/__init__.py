@@ -31,9 +31,10 @@ def make_model(
     dropout masks where the backend can use them (scratch); the torch backend
     draws them from torch's global RNG, which the runner seeds per trial."""
     if backend == "torch":
-        from minispec.backends.torch_nn import TorchModel
+        from minispec.backends.torch_nn import TorchModel, VectorizedTorchModel
 
-        return TorchModel(program, states, device=device, dtype=dtype)
+        model = TorchModel if len(states) == 1 else VectorizedTorchModel
+        return model(program, states, device=device, dtype=dtype)
     if backend == "scratch":
         from minispec.backends.scratch_graph import ScratchModel
 

@@ -19,6 +19,7 @@ class TrainableModel(Protocol):
     program: Program
     replicas: int
     device: torch.device
+    backend: str  # the name `make_model` knows it by, recorded in run folders
 
     def train_step(self, inputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
         """One optimizer step on one batch, in training mode.

@@ -133,7 +133,7 @@ def run_experiment(
 
     finished = _open_folder(folder, spec_hash, resume)  # trial -> its record without the per-epoch list
     pending = [k for k in range(planned) if k not in finished]
-    plan = plan_run(program, backend_factory, device, len(pending), vectorize, max_memory, folder, chunk)
+    plan = plan_run(program, device, len(pending), vectorize, max_memory, folder, chunk)
     rf.write_atomic(folder / "program.json", program.model_dump_json(indent=1) + "\n")
     rf.write_atomic(folder / "spec_hash.txt", spec_hash + "\n")
 
@@ -276,7 +276,7 @@ def _train_chunk(
         if R > 1:
             raise _OneReplicaOnly() from error
         raise
-    backend = type(model).__qualname__
+    backend = getattr(model, "backend", type(model).__qualname__)
     if earlier["backend"] and backend not in earlier["backend"]:
         raise MinispecError(
             f"cannot resume with backend {backend}: the finished trials were run with "

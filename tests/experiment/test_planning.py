@@ -26,26 +26,21 @@ def test_a_trial_that_cannot_fit_is_refused_before_training(tmp_path):
 def test_vectorized_trials_are_chunked_to_the_budget(tmp_path):
     program = write_spec(tmp_path, TINY)
     one = estimate_memory(program, 1).total
-    plan = plan_run(program, fake_factory(), torch.device("cpu"), 10, True, 3 * one + 1, tmp_path)
+    plan = plan_run(program, torch.device("cpu"), 10, True, 3 * one + 1, tmp_path)
     assert plan.vectorize and plan.chunk == 3
     assert "memory budget" in plan.reason
 
 
 def test_asked_sequential_is_sequential(tmp_path):
     program = write_spec(tmp_path, TINY)
-    plan = plan_run(program, fake_factory(), torch.device("cpu"), 10, False, None, tmp_path)
+    plan = plan_run(program, torch.device("cpu"), 10, False, None, tmp_path)
     assert (plan.vectorize, plan.chunk) == (False, 1)
 
 
-def test_automatic_choice_measures_and_respects_one_replica_backends(tmp_path):
-    program = write_spec(tmp_path, TINY)
-
-    def one_replica_only(program, states, device, generators=None):
-        if len(states) > 1:
-            raise ValueError("one replica only")
-        return fake_factory()(program, states, device)
-
-    plan = plan_run(program, one_replica_only, torch.device("cpu"), 5, None, None, tmp_path)
-    assert not plan.vectorize and "one replica" in plan.reason
-    measured = plan_run(program, fake_factory(), torch.device("cpu"), 5, None, None, tmp_path)
-    assert "measured" in measured.reason
+def test_automatic_choice_is_a_fixed_rule_of_the_spec(tmp_path):
+    small = write_spec(tmp_path, TINY)
+    plan = plan_run(small, torch.device("cpu"), 5, None, None, tmp_path)
+    assert plan.vectorize and "overhead-bound" in plan.reason
+    big = write_spec(tmp_path, BIG.replace("train=100", "train=1000"), "big.mdl")
+    plan = plan_run(big, torch.device("cpu"), 5, None, None, tmp_path)
+    assert not plan.vectorize and "compute-bound" in plan.reason

@@ -32,7 +32,7 @@ def test_torch_backend_end_to_end(disk, tmp_path):
     b = run_experiment(disk, backend_factory=torch_factory, out_dir=tmp_path / "b")
     assert records(a) == records(b)
     s = a.summary
-    assert s["backend"] == "TorchModel" and s["complete"] and s["trials_finished"] == 2
+    assert s["backend"] == "torch" and s["complete"] and s["trials_finished"] == 2
     assert s["params"] == disk.total_params == 2 * 8 + 8 + 8 + 1
     # losses go down, errors are fractions of 100 test points
     for trial in a.trials:
@@ -50,19 +50,22 @@ def test_torch_backend_end_to_end(disk, tmp_path):
     assert wrong / len(test) == a.trials[1]["final"]["test_error"]
 
 
-def test_torch_backend_refuses_vectorize_clearly(disk, tmp_path):
-    with pytest.raises(MinispecError) as error:
-        run_experiment(disk, backend_factory=torch_factory, out_dir=tmp_path / "v", vectorize=True)
-    assert "--vectorize" in error.value.hint
+def test_torch_backend_vectorized_equals_sequential(disk, tmp_path):
+    alone = run_experiment(disk, backend_factory=torch_factory, out_dir=tmp_path / "s", vectorize=False)
+    together = run_experiment(disk, backend_factory=torch_factory, out_dir=tmp_path / "v", vectorize=True)
+    assert together.trials[0]["chunk"] == [0, 1]
+    for a, b in zip(alone.trials, together.trials):
+        assert b["final"]["test_error"] == pytest.approx(a["final"]["test_error"], abs=0.011)
+        assert b["final"]["train_loss"] == pytest.approx(a["final"]["train_loss"], rel=1e-4)
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_torch_backend_on_cuda_auto_falls_back_to_sequential(disk, tmp_path):
+def test_torch_backend_on_cuda_vectorizes_by_default(disk, tmp_path):
     cpu = run_experiment(disk, backend_factory=torch_factory, out_dir=tmp_path / "cpu")
     gpu = run_experiment(disk, backend_factory=torch_factory, out_dir=tmp_path / "gpu", device="cuda",
                          vectorize=None)
-    assert gpu.summary["device"].startswith("cuda") and gpu.trials[1]["chunk"] == [1]
+    assert gpu.summary["device"].startswith("cuda") and gpu.trials[1]["chunk"] == [0, 1]
     for a, b in zip(cpu.trials, gpu.trials):
         assert b["final"]["test_error"] == pytest.approx(a["final"]["test_error"], abs=0.03)
 

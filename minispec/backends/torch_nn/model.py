@@ -78,6 +78,8 @@ class TorchModel:
     The optimizer's own state (momentum, Adam moments) is kept by `load_state`.
     """
 
+    backend = "torch"
+
     def __init__(
         self,
         program: Program,

@@ -70,6 +70,8 @@ class VectorizedTorchModel:
     `state(k)` is on the CPU. `load_state` keeps the optimizer's state.
     """
 
+    backend = "torch"
+
     def __init__(
         self,
         program: Program,
