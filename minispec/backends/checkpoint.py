@@ -13,6 +13,7 @@ refused with one `MinispecError`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -38,9 +39,14 @@ def expected_shapes(program: Program) -> dict[str, list[int]]:
 
 
 def save_state(path: str | Path, state: dict[str, torch.Tensor], metadata: dict[str, object] | None = None) -> None:
-    """Write `state` (canonical names -> CPU tensors) to `path` as safetensors; metadata values become strings."""
-    tensors = {name: t.detach().to("cpu").contiguous() for name, t in state.items()}
-    save_file(tensors, str(path), metadata={str(k): str(v) for k, v in (metadata or {}).items()})
+    """Write `state` (canonical names -> CPU tensors) to `path` as safetensors,
+    atomically (a temporary file, then a rename); metadata values become strings."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in state.items()}
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(temporary), metadata={str(k): str(v) for k, v in (metadata or {}).items()})
+    os.replace(temporary, path)
 
 
 def _listed(names) -> str:

@@ -196,6 +196,8 @@ class ScratchModel:
     `backward(targets)`, `gradients(replica)`, `step()`.
     """
 
+    backend = "scratch"
+
     def __init__(
         self,
         program: Program,

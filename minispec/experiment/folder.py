@@ -73,17 +73,6 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_weights(path: Path, state: dict, metadata: dict[str, str]) -> None:
-    """Save a state dict with safetensors, atomically."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
 def dump_json(value: Any) -> str:
     """JSON with non-finite floats written as null (strict JSON has no NaN)."""
     return json.dumps(_finite(value), indent=1) + "\n"

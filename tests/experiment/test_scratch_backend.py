@@ -17,7 +17,7 @@ def test_scratch_vectorized_equals_sequential(tmp_path):
     seq = run_experiment(program, backend_factory=scratch_factory, trials=3, out_dir=tmp_path / "seq")
     vec = run_experiment(program, backend_factory=scratch_factory, trials=3, out_dir=tmp_path / "vec",
                          vectorize=True, chunk=2)
-    assert vec.summary["backend"] == seq.summary["backend"] == "ScratchModel"
+    assert vec.summary["backend"] == seq.summary["backend"] == "scratch"
     assert [t["chunk"] for t in vec.trials] == [[0, 1], [0, 1], [2]]
     for a, b in zip(seq.trials, vec.trials):
         for x, y in zip(a["records"], b["records"], strict=True):
