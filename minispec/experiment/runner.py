@@ -30,6 +30,7 @@ import torch
 
 from minispec import data as datasets
 from minispec.backends.base import TrainableModel
+from minispec.backends.checkpoint import save_state
 from minispec.backends.weights import initial_state, trial_generator, trial_seed
 from minispec.errors import MinispecError
 from minispec.experiment import events as ev
@@ -161,7 +162,7 @@ def run_experiment(
             k = result["trial"]
             state = result.pop("_state")
             if state is not None:  # diverged trials keep no weights
-                rf.save_weights(folder / rf.WEIGHTS / f"{rf.trial_name(k)}.safetensors", state,
+                save_state(folder / rf.WEIGHTS / f"{rf.trial_name(k)}.safetensors", state,
                                 {"spec_hash": spec_hash, "spec": program.name, "trial": str(k)})
             rf.write_atomic(folder / rf.TRIALS / f"{rf.trial_name(k)}.json", rf.dump_trial(result))
             finished[k] = _header(result)
