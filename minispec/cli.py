@@ -275,5 +275,77 @@ def compare(specs, trials, epochs, device, backend, data_root, vectorize, max_me
     click.echo(f"plot: {comparison.plot}")
 
 
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+              help="float64 compares to ~1e-10; float32 to ~1e-5 over one step.")
+@click.option("--steps", type=click.IntRange(min=1), help="Optimizer steps to compare (default 3 in float64, 1 in float32).")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Size of the random batch.")
+@_set_option
+@_friendly
+def verify(specs, dtype, steps, batch, overrides, include_roots):
+    """Check the hand-written backend against PyTorch autograd on a spec.
+
+    Both backends get identical initial weights and the same random batch; the
+    outputs, every loss, the gradient of every parameter and the parameters
+    after a few optimizer steps are compared. Prints the worst absolute and
+    relative error per tensor; exits 1 when any is above tolerance.
+
+    \b
+    Example:
+      minispec verify specs/*.mdl
+      minispec verify specs/caux.mdl --dtype float32
+    """
+    import torch
+
+    from minispec.verify import format_report, verify as verify_program
+
+    failed = []
+    for index, spec in enumerate(specs):
+        program = compile_file(spec, overrides, include_roots)
+        report = verify_program(program, dtype=getattr(torch, dtype), steps=steps, batch=batch)
+        if index:
+            click.echo()
+        click.echo(format_report(report))
+        if not report.ok:
+            failed.append(spec)
+    if failed:
+        click.echo(f"\nverify FAILED on {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@main.command("eval")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--weights", required=True, type=click.Path(dir_okay=False),
+              help="A .safetensors file written by `minispec run` (runs/<spec>/weights/trial_000.safetensors).")
+@click.option("--backend", type=click.Choice(["torch", "scratch"]), default="torch", show_default=True)
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda|auto")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Folder with full MNIST, as given to `run`.")
+@click.option("--trial", type=click.IntRange(min=0), help="Evaluate on this trial's data (default: the file's trial).")
+@_set_option
+@_friendly
+def eval_command(spec, weights, backend, device, data_root, trial, overrides, include_roots):
+    """Load saved weights into either backend and report their errors on the
+    data of their trial (the same test error the run recorded).
+
+    \b
+    Example:
+      minispec eval specs/disk.mdl --weights runs/disk-1a2b3c4d/weights/trial_000.safetensors --backend scratch
+    """
+    from minispec.backends import resolve_device
+    from minispec.experiment.evaluation import evaluate_weights
+    from minispec.experiment.folder import program_hash
+
+    program = compile_file(spec, overrides, include_roots)
+    result = evaluate_weights(program, weights, backend, resolve_device(device), data_root, trial)
+    if result["spec_hash"] not in (None, program_hash(program)):
+        click.echo("note: these weights were saved by a run of a different resolved spec", err=True)
+    click.echo(f"{program.name}, trial {result['trial']}, backend {backend}")
+    for head in result["errors"]["test"]:
+        mark = "  (reported)" if head == result["report"] else ""
+        click.echo(f"  {head:<12} train error {100 * result['errors']['train'][head]:6.2f}%   "
+                   f"test error {100 * result['errors']['test'][head]:6.2f}%{mark}")
+
+
 if __name__ == "__main__":
     main()
