@@ -10,7 +10,7 @@ Lowering, one framework module per node:
     linear, conv2d, batchnorm1d/2d   the layer of the node's `weights` key; the first node
                                      of a key owns it, later nodes use `shared_copy()`, so
                                      the gradients of every use add up in one Parameter.grad
-    relu, leaky_relu, tanh, sigmoid, softmax, maxpool2d, avgpool2d, flatten, dropout
+    relu, leaky_relu, tanh, sigmoid, softmax, log_softmax, maxpool2d, avgpool2d, flatten, dropout
                                      the framework's layers
     select, concat, add, identity    written here, forward and backward side by side
 
@@ -147,6 +147,8 @@ def make_layer(node: Node, replicas: int, device, dtype, generators: list[torch.
         return scratch.Tanh()
     if op == "sigmoid":
         return scratch.Sigmoid()
+    if op == "log_softmax":
+        return scratch.LogSoftmax()
     if op == "softmax":
         return scratch.Softmax()  # the IR allows softmax on flat samples only: the last axis
     if op == "maxpool2d":

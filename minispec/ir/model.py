@@ -64,7 +64,7 @@ class Node(Frozen):
     `linear` (out, bias), `conv2d` (out, kernel [kh, kw], stride, padding, bias),
     `maxpool2d` / `avgpool2d` (kernel, stride), `batchnorm1d` / `batchnorm2d`
     (eps, momentum), `dropout` (p), `flatten`, `relu`, `leaky_relu` (slope),
-    `tanh`, `sigmoid`, `softmax`, `identity` (left by convolutionize), `concat` (axis 0 of the sample, i.e. channels
+    `tanh`, `sigmoid`, `softmax`, `log_softmax`, `identity` (left by convolutionize), `concat` (axis 0 of the sample, i.e. channels
     or features), `add` (attrs: residual=True when it closes a residual body;
     then inputs[1] is the skip edge).
     """

@@ -73,6 +73,7 @@ OPS: dict[str, OpSpec] = {
         OpSpec("tanh", (), "hyperbolic tangent", "any"),
         OpSpec("sigmoid", (), "1 / (1 + exp(-x))", "any"),
         OpSpec("softmax", (), "softmax over the features", "flat"),
+        OpSpec("log_softmax", (), "log of the softmax over the features (for nll)", "flat"),
     ]
 }
 # Other spellings users reach for, mapped to the op they mean.
@@ -135,10 +136,10 @@ def infer(op: str, attrs: dict, shape: list[int]) -> tuple[list[int], dict[str, 
         return list(shape), {"weight": [channels], "bias": [channels]}
     if op == "flatten":
         return [math.prod(shape)], {}
-    if op == "softmax" and len(shape) != 1:
+    if op in ("softmax", "log_softmax") and len(shape) != 1:
         raise MinispecError(
-            f"softmax expects a flat input, but its input has shape {shape_text(shape)}",
-            hint="insert `flatten` before softmax",
+            f"{op} expects a flat input, but its input has shape {shape_text(shape)}",
+            hint=f"insert `flatten` before {op}",
         )
     return list(shape), {}
 

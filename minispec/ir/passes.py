@@ -114,6 +114,19 @@ def _check_loss(loss: Loss, shape: list[int], program: Program) -> None:
             loss.span,
             hint=f"end `{name}` with flatten and linear(...)",
         )
+    producer = program.node(loss.node).op
+    if loss.kind == "nll" and producer != "log_softmax":
+        raise MinispecError(
+            f"nll expects log-probabilities, but `{name}` is the output of {producer}",
+            loss.span,
+            hint=f"end `{name}` with log_softmax, or use cross_entropy on the logits",
+        )
+    if loss.kind == "bce" and producer not in ("sigmoid", "softmax"):
+        raise MinispecError(
+            f"bce expects probabilities, but `{name}` is the output of {producer}",
+            loss.span,
+            hint=f"end `{name}` with sigmoid",
+        )
     wanted = 1 if loss.encoding in ("pm1", "scalar") else loss.classes
     if shape[0] != wanted:
         if wanted == 1:

@@ -35,6 +35,8 @@ _TERMINAL_WORDS = {
     "$END": "the end of the file",
 }
 _MAX_NESTING = 200
+KEYWORDS = ("spec", "param", "include", "data", "block", "net", "instance", "loss", "train", "weight", "repeat",
+            "residual", "convolutionize", "true", "false")
 
 
 @functools.lru_cache(maxsize=None)
@@ -114,7 +116,10 @@ def _syntax_error(error: UnexpectedInput, text: str, path: str) -> MinispecError
     expected = sorted(_words(getattr(error, "expected", None) or getattr(error, "allowed", None) or ()))
     span = Span(file=path, line=line, column=column, end_line=line, end_column=column + width)
     hint = None
-    if expected:
+    if isinstance(error, UnexpectedToken) and error.token.type != "NAME" and str(error.token) in KEYWORDS \
+            and "NAME" in (error.expected or ()):
+        hint = f"`{error.token}` is a reserved word of the language; choose another name"
+    elif expected:
         listed = ", ".join(expected[:6]) + (", ..." if len(expected) > 6 else "")
         hint = f"expected {listed}"
     return MinispecError(f"unexpected {found}", span, hint=hint)

@@ -21,7 +21,7 @@ Weight sharing: `layer.shared_copy()` shares the Parameter objects but not the
 forward cache; use one copy per place the layer is applied.
 """
 
-from minispec.scratch.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from minispec.scratch.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from minispec.scratch.batchnorm import BatchNorm1d, BatchNorm2d
 from minispec.scratch.conv import Conv2d
 from minispec.scratch.dropout import Dropout
@@ -58,5 +58,6 @@ __all__ = [
     "Sequential",
     "Sigmoid",
     "Softmax",
+    "LogSoftmax",
     "Tanh",
 ]

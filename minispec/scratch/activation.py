@@ -101,3 +101,24 @@ class Softmax(Module):
     def backward(self, grad: torch.Tensor) -> torch.Tensor:
         y = self._y
         return y * (grad - (grad * y).sum(-1, keepdim=True))
+
+
+class LogSoftmax(Module):
+    """Log-softmax over the last axis, max-shifted.   Input: [R, B, ..., K]   Output: same
+
+    forward:  y_i = x_i - max x - log sum_j exp(x_j - max x)
+    backward: dL/dx_i = g_i - softmax(x)_i sum_j g_j
+    """
+
+    _cache = ("_softmax",)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shifted = x - x.amax(-1, keepdim=True)
+        log_sum = shifted.exp().sum(-1, keepdim=True).log_()
+        y = shifted - log_sum
+        self._softmax = y.exp()
+        return y
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        return grad - self._softmax * grad.sum(-1, keepdim=True)
+

@@ -103,6 +103,15 @@ CASES = {
     "pm1 on ten classes": (
         HEADER + "net { d = x | flatten | linear(1) }\nloss { d mse(pm1(classes[0])) }\n", (4, 14),
         "two-class target", "onehot"),
+    "nll without log_softmax": (
+        HEADER + "net { out = x | flatten | linear(2) }\nloss { out nll(target) }\n", (4, 8),
+        "nll expects log-probabilities", "log_softmax"),
+    "bce without sigmoid": (
+        HEADER + "net { out = x | flatten | linear(1) }\nloss { out bce(target) }\n", (4, 8),
+        "bce expects probabilities", "sigmoid"),
+    "keyword as a name": (
+        HEADER + "net { out = x | flatten | linear(2) }\n" + LOSS + "train { epochs 3 net 4 }\n", (5, 18),
+        "unexpected `net`", "reserved word"),
     "deep nesting": (
         HEADER + "net { out = " + "concat(" * 300 + "x" + ")" * 300 + " }\n", (3, 1), "nested more than", None),
 }

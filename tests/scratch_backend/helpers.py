@@ -30,7 +30,7 @@ net {
           | residual { linear(16) | tanh } | linear(16) | relu
     out = h | linear(2)
     prob = h | linear(1) | sigmoid
-    soft = h | linear(2) | softmax
+    soft = h | linear(2) | log_softmax
 }
 loss {
     out mse(onehot(target))

@@ -45,9 +45,11 @@ def test_three_replicas_equal_three_single_models_step_by_step(name):
     for k, model in enumerate(alone):
         state, own = together.state(k), model.state(0)
         assert list(state) == list(own)
-        assert all(close(state[n], own[n]) for n in state)
+        # Adam turns 1e-16 rounding noise in the (truly zero) gradient of a bias
+        # right before batchnorm into steps of ~1e-11: parameters agree to 1e-9.
+        assert all(torch.allclose(state[n], own[n], rtol=0, atol=1e-9) for n in state)
         single = model.predict({n: x[k : k + 1] for n, x in inputs.items()})
-        assert all(close(predicted[node][k : k + 1], single[node]) for node in p.outputs)
+        assert all(torch.allclose(predicted[node][k : k + 1], single[node], rtol=0, atol=1e-8) for node in p.outputs)
     assert close(together.losses(predicted, targets)[1:2], alone[1].losses(
         {n: v[1:2] for n, v in predicted.items()}, [t[1:2] for t in targets]))
 

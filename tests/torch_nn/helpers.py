@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.mdl"))
 
 # Every op the IR knows, on the disk data set: batchnorm1d, leaky_relu, dropout,
-# residual add, repeat, tanh, sigmoid, softmax; mse(onehot), bce and nll losses.
+# residual add, repeat, tanh, sigmoid, log_softmax; mse(onehot), bce and nll losses.
 DISK = """
 spec disk_mlp
 data disk(train=200, test=200)
@@ -26,7 +26,7 @@ net {
           | residual { linear(25) | tanh } | repeat 2 { linear(25) | relu }
     out = h | linear(2)
     prob = h | linear(1) | sigmoid
-    soft = h | linear(2) | softmax
+    soft = h | linear(2) | log_softmax
 }
 loss {
     out mse(onehot(target))

@@ -107,6 +107,8 @@ def _expression(node: Node, args: list[str]) -> str:
         return f"torch.{op}({args[0]})"
     if op == "softmax":
         return f"F.softmax({args[0]}, dim=1)"
+    if op == "log_softmax":
+        return f"F.log_softmax({args[0]}, dim=1)"
     if op == "concat":
         return f"torch.cat([{', '.join(args)}], dim=1)"
     if op == "add":

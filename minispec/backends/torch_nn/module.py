@@ -70,6 +70,8 @@ def functional(node: Node) -> Callable[..., torch.Tensor]:
         return torch.sigmoid
     if op == "softmax":
         return lambda x: F.softmax(x, dim=1)
+    if op == "log_softmax":
+        return lambda x: F.log_softmax(x, dim=1)
     if op == "concat":
         return lambda *xs: torch.cat(xs, dim=1)
     if op == "add":
