@@ -20,6 +20,7 @@ from minispec.scratch import (
     Sequential,
     Sigmoid,
     Softmax,
+    LogSoftmax,
     Tanh,
 )
 
@@ -157,6 +158,7 @@ ACTIVATIONS = {
     "tanh": (Tanh, nn.Tanh, {}),
     "sigmoid": (Sigmoid, nn.Sigmoid, {}),
     "softmax": (Softmax, lambda: nn.Softmax(dim=-1), {}),
+    "log_softmax": (LogSoftmax, lambda: nn.LogSoftmax(dim=-1), {}),
     "flatten": (Flatten, nn.Flatten, {}),
 }
 
