@@ -3,6 +3,11 @@
 from pathlib import Path
 
 import pytest
+import torch
+
+# Two pytest workers share two cores: one thread each, as ATen does not speed up
+# the tiny tensors of these tests with more, and oversubscription slows them a lot.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.mdl"))
