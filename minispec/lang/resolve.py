@@ -18,6 +18,7 @@ import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from minispec.data import DATASETS
 from minispec.data import describe as describe_data
 from minispec.errors import MinispecError, Span, remember_source
 from minispec.ir.model import (
@@ -167,20 +168,23 @@ def apply_overrides(merged: Merged, overrides: list[str] | tuple[str, ...]) -> M
     `optimizer=adam(lr=1e-3)`), `data.OPTION=...`, or `convolutionize=true`."""
     for text in overrides:
         key, sep, value_text = text.partition("=")
+        source = f"--set {text}"
+        remember_source(source, text)
+        whole = Span(file=source, line=1, column=1, end_line=1, end_column=len(text) + 1)
+        if not sep or not key.strip():
+            raise MinispecError(f"--set expects key=value, got `{text}`", whole, hint="for example --set epochs=5")
+        # Pad the value so its columns count from the start of `key=value`.
+        value = parse(" " * (len(key) + 1) + value_text, source, start="expr")
         key = key.strip()
-        if not sep or not key:
-            raise MinispecError(f"--set expects key=value, got `{text}`", hint="for example --set epochs=5")
-        source = f"--set {key}"
-        remember_source(source, value_text)
-        value = parse(value_text, source, start="expr")
         span = value.span
+        key_span = Span(file=source, line=1, column=1, end_line=1, end_column=len(key) + 1)
         if key in merged.params:
             merged.params[key] = s.ParamDecl(key, value, span)
         elif key.removeprefix("train.") in TRAIN_KEYS:
             key = key.removeprefix("train.")
-            merged.train[key] = s.TrainStmt(key, value, span, span)
+            merged.train[key] = s.TrainStmt(key, value, span, key_span)
         elif key.startswith("data."):
-            merged.data = _override_data(merged.data, key[5:], value)
+            merged.data = _override_data(merged.data, key[5:], value, key_span)
         elif key == "convolutionize":
             flag = _evaluate(value, {})
             if not isinstance(flag, bool):
@@ -192,19 +196,22 @@ def apply_overrides(merged: Merged, overrides: list[str] | tuple[str, ...]) -> M
                 valid += [f"data.{k.name}" for k in merged.data.source.keywords]
             raise MinispecError(
                 f"--set {key}: no parameter or setting of that name",
+                key_span,
                 hint=nearest(key, valid) or "valid keys: " + ", ".join(valid),
             )
     return merged
 
 
-def _override_data(data: s.DataDecl | None, option: str, value: s.Expr) -> s.DataDecl:
+def _override_data(data: s.DataDecl | None, option: str, value: s.Expr, key_span: Span) -> s.DataDecl:
     if data is None:
-        raise MinispecError(f"--set data.{option}: the spec has no data section")
+        raise MinispecError(f"--set data.{option}: the spec has no data section", key_span)
     call = data.source
     if isinstance(call, s.Name):
         call = s.Call(call.name, (), (), call.span, call.span)
     if not isinstance(call, s.Call):
         raise MinispecError("the data section must name a data set, e.g. data disk(train=1000)", data.span)
+    if not isinstance(value, s.Literal):
+        raise MinispecError(f"data.{option} takes a number or true/false", value.span)
     keywords = [k for k in call.keywords if k.name != option] + [s.Keyword(option, value, value.span)]
     return replace(data, source=replace(call, keywords=tuple(keywords)))
 
@@ -729,7 +736,17 @@ def _named_call(expr: s.Expr, table: dict[str, dict], what: str, env) -> tuple[s
     return expr.name, options, expr.span
 
 
-def _train(merged: Merged, env: dict[str, Value], names: dict[str, str], losses: list[Loss]) -> Train:
+def _train_size(data: DataSpec) -> int | None:
+    """Training samples of the data set, when the spec fixes them."""
+    size = data.options.get("train")
+    if size is None:
+        defaults = {o.name: o.default for o in DATASETS[data.name].options}
+        size = defaults.get("train")
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def _train(merged: Merged, env: dict[str, Value], names: dict[str, str], losses: list[Loss],
+           data: DataSpec) -> Train:
     settings = dict(merged.train)
     unknown = [k for k in settings if k not in TRAIN_KEYS]
     if unknown:
@@ -773,10 +790,16 @@ def _train(merged: Merged, env: dict[str, Value], names: dict[str, str], losses:
         if report not in [loss.node for loss in losses]:
             raise MinispecError(f"`{statement.value.name}` has no loss, so its error cannot be reported",
                                 statement.value.span, hint="report a node named in the loss section")
+    batch = integer("batch", 100, 1)
+    train_size = _train_size(data)
+    if train_size is not None and batch > train_size:
+        where = settings["batch"].value.span if "batch" in settings else None
+        raise MinispecError(f"batch {batch} is larger than the {train_size} training samples", where,
+                            hint=f"use batch {train_size} for full-batch gradient descent")
     return Train(
         optimizer=Optimizer(kind=kind, options=options),
         schedule=schedule,
-        batch=integer("batch", 100, 1),
+        batch=batch,
         epochs=integer("epochs", 25, 1),
         trials=integer("trials", 10, 1),
         seed=integer("seed", 0, 0),
@@ -809,7 +832,7 @@ def _resolve(merged: Merged, source: str) -> Program:
     builder.build()
     names = dict(builder.values)
     losses = _losses(merged, env, names, data)
-    train = _train(merged, env, names, losses)
+    train = _train(merged, env, names, losses, data)
     uses: dict[str, int] = {}
     for built in builder.nodes:
         if built.weights:

@@ -112,6 +112,9 @@ CASES = {
     "keyword as a name": (
         HEADER + "net { out = x | flatten | linear(2) }\n" + LOSS + "train { epochs 3 net 4 }\n", (5, 18),
         "unexpected `net`", "reserved word"),
+    "batch larger than the data": (
+        HEADER + "net { out = x | flatten | linear(2) }\n" + LOSS + "train { batch 500 }\n", (5, 15),
+        "batch 500 is larger than the 100 training samples", "batch 100"),
     "deep nesting": (
         HEADER + "net { out = " + "concat(" * 300 + "x" + ")" * 300 + " }\n", (3, 1), "nested more than", None),
 }
@@ -159,9 +162,10 @@ def test_bad_override_is_located_in_the_option(write_spec):
     path = write_spec(HEADER + "net { out = x | flatten | linear(2) }\n" + LOSS)
     code, output = run_check(path, "--set", "epochs=-1")
     assert code == 2
-    assert output.startswith("--set epochs:1:1: error: epochs must be at least 1, got -1")
+    assert output.startswith("--set epochs=-1:1:8: error: epochs must be at least 1, got -1")
+    assert output.splitlines()[1:3] == ["    epochs=-1", "           ^^"]
     code, output = run_check(path, "--set", "nope=1")
-    assert code == 2 and "no parameter or setting of that name" in output
+    assert code == 2 and output.startswith("--set nope=1:1:1: error: --set nope: no parameter or setting")
 
 
 def test_missing_spec_file_is_an_error_not_a_traceback(tmp_path):

@@ -48,11 +48,11 @@ def assert_clean(result, path):
     if result.exit_code == 2:
         first = result.output.splitlines()[0]
         match = LOCATED.match(first)
-        assert match and match.group(1) in (str(path),) or first.startswith("--set"), result.output
+        assert match and (match.group(1) == str(path) or match.group(1).startswith("--set ")), result.output
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.sampled_from(sorted(SOURCES)), st.sampled_from(["check", "compile"]), st.data())
+@given(st.sampled_from(sorted(SOURCES)), st.sampled_from(["check", "compile", "graph"]), st.data())
 def test_mutated_specs_compile_or_fail_cleanly(name, command, data):
     import tempfile
     from pathlib import Path
@@ -68,6 +68,22 @@ def test_mutated_specs_compile_or_fail_cleanly(name, command, data):
         args = {"check": ["check", str(path)], "compile": ["compile", str(path), "--emit", "ir"],
                 "graph": ["graph", str(path), "-o", str(Path(folder) / "g.dot")]}[command]
         assert_clean(CliRunner().invoke(main, args), path)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(["disk.mdl", "disk_onehot.mdl", "disk_deep.mdl", "disk_sigmoid.mdl"]), st.data())
+def test_mutated_specs_run_or_fail_cleanly(name, data):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        (Path(folder) / "disk.mdl").write_text(SOURCES["disk.mdl"])
+        path.write_text(mutate(SOURCES[name], data))
+        args = ["run", str(path), "--trials", "1", "--epochs", "1", "--set", "data.train=50", "--set", "batch=10",
+                "--out", str(Path(folder) / "run")]
+        result = CliRunner().invoke(main, args)
+        assert_clean(result, path)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
