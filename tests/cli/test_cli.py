@@ -126,3 +126,15 @@ def test_a_killed_run_keeps_finished_trials_and_resumes_to_the_same_numbers(spec
     final = json.loads((folder / "summary.json").read_text())
     reference = json.loads((tmp_path / "whole" / "summary.json").read_text())
     assert final["complete"] and final["test_error"] == reference["test_error"]
+
+
+def test_a_diverging_run_is_recorded_and_the_command_ends_cleanly(write_spec, tmp_path):
+    boom = write_spec(TINY.replace("spec tiny", "spec boom").replace("adam(lr=0.02)", "sgd(lr=1e6)"), "boom.mdl")
+    result = invoke("run", boom, "--out", tmp_path / "boom")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "boom/summary.json").read_text())
+    assert summary["trials_diverged"] == 3 and summary["test_error"]["n"] == 0
+    assert summary["diverged"] == [0, 1, 2]
+    trial = json.loads((tmp_path / "boom/trials/trial_000.json").read_text())
+    assert trial["diverged"] and trial["diverged_epoch"] is not None
+    assert "3 diverged" in result.output
