@@ -160,6 +160,7 @@ def _read_into(merged: Merged, path: Path, stack: list[Path], roots: tuple[Path,
 # --set overrides
 # --------------------------------------------------------------------------------------
 
+DEFAULT_BATCH = 100  # or the whole training set when it is smaller
 TRAIN_KEYS = ("optimizer", "lr", "schedule", "batch", "epochs", "trials", "seed", "evaluate", "init", "report")
 
 
@@ -790,11 +791,11 @@ def _train(merged: Merged, env: dict[str, Value], names: dict[str, str], losses:
         if report not in [loss.node for loss in losses]:
             raise MinispecError(f"`{statement.value.name}` has no loss, so its error cannot be reported",
                                 statement.value.span, hint="report a node named in the loss section")
-    batch = integer("batch", 100, 1)
     train_size = _train_size(data)
+    batch = integer("batch", min(DEFAULT_BATCH, train_size or DEFAULT_BATCH), 1)
     if train_size is not None and batch > train_size:
-        where = settings["batch"].value.span if "batch" in settings else None
-        raise MinispecError(f"batch {batch} is larger than the {train_size} training samples", where,
+        raise MinispecError(f"batch {batch} is larger than the {train_size} training samples",
+                            settings["batch"].value.span,
                             hint=f"use batch {train_size} for full-batch gradient descent")
     return Train(
         optimizer=Optimizer(kind=kind, options=options),
