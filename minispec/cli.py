@@ -237,6 +237,8 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @_run_options
+@click.option("--also-backend", "also", multiple=True, type=click.Choice(["torch", "scratch"]),
+              help="Run every spec on this backend too (repeatable): one table of backends side by side.")
 @click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Where runs are kept and looked up.")
 @click.option("--fresh", is_flag=True, help="Run every spec again instead of reusing finished runs.")
@@ -244,14 +246,17 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
               help="Overlay plot of the test-error curves (default: <runs>/compare.png).")
 @_set_option
 @_friendly
-def compare(specs, trials, epochs, device, backend, data_root, vectorize, max_memory, runs_root, fresh, plot,
+def compare(specs, trials, epochs, device, backend, data_root, vectorize, max_memory, also, runs_root, fresh, plot,
             overrides, include_roots):
     """Run several specs (or reuse their finished runs) and print one table:
     mean ± std test error of each, and Welch's t-test p-value against the first.
 
     \b
-    Example: does weight sharing help? do auxiliary losses?
+    Examples:
+      # does weight sharing help? do auxiliary losses?
       minispec compare specs/sn.mdl specs/wsn.mdl specs/saux.mdl specs/caux.mdl --trials 5 --epochs 10
+      # do the hand-written framework and PyTorch agree?
+      minispec compare specs/disk.mdl --backend torch --also-backend scratch
     """
     from minispec.backends import resolve_device
     from minispec.experiment.compare import compare as compare_runs
@@ -261,10 +266,10 @@ def compare(specs, trials, epochs, device, backend, data_root, vectorize, max_me
     progress = TqdmProgress()
     try:
         comparison = compare_runs(
-            programs, backend_factory=_factory(backend), runs_root=runs_root, trials=trials, epochs=epochs,
+            programs, backends={name: _factory(name) for name in dict.fromkeys((backend, *also))},
+            runs_root=runs_root, trials=trials, epochs=epochs,
             device=resolve_device(device), data_root=data_root, progress=progress, vectorize=vectorize,
-            reuse=not fresh, plot_path=plot or Path(runs_root) / "compare.png", backend=backend,
-            max_memory=_max_memory(max_memory),
+            reuse=not fresh, plot_path=plot or Path(runs_root) / "compare.png", max_memory=_max_memory(max_memory),
         )
     except KeyboardInterrupt:
         progress.close()

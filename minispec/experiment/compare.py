@@ -65,7 +65,8 @@ def default_run_folder(program: Program, backend: str, epochs: int | None = None
 def compare(
     programs: Sequence[Program],
     *,
-    backend_factory: BackendFactory,
+    backend_factory: BackendFactory | None = None,
+    backends: dict[str, BackendFactory] | None = None,
     runs_root: str | Path = "runs",
     trials: int | None = None,
     epochs: int | None = None,
@@ -82,11 +83,16 @@ def compare(
 ) -> Comparison:
     """Run (or reuse) every program, then tabulate and plot them together.
 
+    `backend_factory` (named `backend`) runs every program on one backend;
+    `backends` ({name: factory}) runs every program on each of them, so one
+    table can also answer "do the two backends agree?".
     plot_path: where the overlay goes (default `runs_root/compare.png`);
     the train curves are drawn dashed when there are at most two runs.
     """
+    if backends is None:
+        backends = {backend: backend_factory}
     results = []
-    for program in programs:
+    for program, (backend, backend_factory) in [(p, b) for p in programs for b in backends.items()]:
         resolved = with_overrides(program, trials=trials, epochs=epochs)
         base = run_folder(resolved, runs_root, backend=backend)
         folder = base if reuse else _free_folder(base)

@@ -124,14 +124,18 @@ def summary_table(results: list["RunResult"]) -> list[dict[str, Any]]:
     the first run's (None for the first, and where the test is undefined)."""
     rows = []
     reference = final_errors(results[0]) if results else []
+    several_backends = len({r.summary.get("backend") for r in results}) > 1
     for index, result in enumerate(results):
         summary = result.summary
         errors = final_errors(result)
         test = None if index == 0 else welch(errors, reference)
         error = summary.get("test_error") or {}
+        label = summary.get("spec")
+        if several_backends:
+            label = f"{label} [{summary.get('backend')}]"
         rows.append(
             {
-                "spec": summary.get("spec"),
+                "spec": label,
                 "spec_hash": summary.get("spec_hash"),
                 "folder": str(result.folder),
                 "trials": len(errors),

@@ -90,9 +90,10 @@ def plot_curves(
     ax = fig.subplots()
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     drawn = False
+    several_backends = len({r.summary.get("backend") for r in results}) > 1
     for i, result in enumerate(results):
         color = colors[i % len(colors)]
-        name = "" if len(results) == 1 else _run_label(result)
+        name = "" if len(results) == 1 else _run_label(result, several_backends)
         series = [(metric, "-", metric.split("_")[0])]
         if both:
             series.append((companion, "--", companion.split("_")[0]))
@@ -132,11 +133,12 @@ def plot_curves(
     return path
 
 
-def _run_label(result: "RunResult") -> str:
+def _run_label(result: "RunResult", with_backend: bool = False) -> str:
     summary = result.summary
     n = summary.get("test_error", {}).get("n", len(result.trials))
     extra = f", {summary['trials_diverged']} diverged" if summary.get("trials_diverged") else ""
-    return f"{result.spec} ({n} trial{'s' if n != 1 else ''}{extra})"
+    backend = f" [{summary.get('backend')}]" if with_backend else ""
+    return f"{result.spec}{backend} ({n} trial{'s' if n != 1 else ''}{extra})"
 
 
 def _title(results: Sequence["RunResult"], label: str) -> str:

@@ -77,3 +77,10 @@ def test_tqdm_progress_bar(tiny, tmp_path):
     run_experiment(tiny, backend_factory=fake_factory(diverge={1: 2}), out_dir=tmp_path / "run", progress=progress)
     text = out.getvalue()
     assert "6/6" in text and "diverged in epoch 2" in text
+
+
+def test_compare_across_backends_labels_each_row(tmp_path):
+    spec = write_spec(tmp_path, TINY)
+    factories = {"one": fake_factory(), "other": fake_factory()}
+    result = compare([spec], backends=factories, runs_root=tmp_path / "runs", trials=2, vectorize=False)
+    assert [r.folder.name.endswith("-other") for r in result.results] == [False, True]
