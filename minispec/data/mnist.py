@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 
 from minispec.data import digits
 from minispec.data.base import Dataset, DatasetInfo, Option, Split, check_options, generator, normalize, too_many
@@ -41,6 +40,7 @@ def describe(options: dict[str, Any]):
 
 
 def load(options: dict[str, Any], seed: int, root: str | None) -> Dataset:
+    import torch
     opts = check_options(INFO, options)
     pools = digits.pools(root)
     rng = generator(seed)

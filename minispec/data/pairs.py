@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 
 from minispec.data import digits
 from minispec.data.base import Dataset, DatasetInfo, Option, Split, check_options, generator, normalize, too_many
@@ -63,6 +62,7 @@ def load(options: dict[str, Any], seed: int, root: str | None) -> Dataset:
 
 def _pairs(n: int, images: torch.Tensor, labels: torch.Tensor, rng: torch.Generator):
     """n pairs of distinct images: inputs [n, 2, 14, 14], target [n], classes [n, 2]."""
+    import torch
     index = torch.randperm(images.shape[0], generator=rng)[: 2 * n].view(n, 2)
     x = images[index].contiguous()  # [n, 2, 14, 14]
     classes = labels[index].contiguous()

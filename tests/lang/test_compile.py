@@ -107,3 +107,16 @@ def test_mdl_reflects_overrides():
     text = format_merged(apply_overrides(read(ROOT / "specs/resnet.mdl"), ["depth=3"]), "resnet")
     assert "param depth = 3" in text
     assert "include" not in text
+
+
+def test_checking_a_spec_does_not_load_torch():
+    """`minispec check` stays well under a second: the front end never imports torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from minispec.compiler import compile_file; from minispec.render.summary import summary; "
+        f"summary(compile_file({str(ROOT / 'specs/caux.mdl')!r})); print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
