@@ -20,8 +20,8 @@ order is topological). A node's gradient is the sum of what its consumers send
 weight_i * dL_i/d output. Nodes whose value depends on no parameter (inputs,
 `x[0]`) are never back-propagated into.
 
-Only tensor operations: no torch.nn, torch.autograd, torch.func or torch.optim
-(a test scans the imports). Every public method runs under `torch.no_grad()`.
+Only tensor operations: nothing from torch's neural-network, automatic-
+differentiation, func or optim packages (a test scans the imports). Every public method runs under `torch.no_grad()`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""A deep-learning framework written by hand: forward and backward on tensor ops, no autograd.
+"""A deep-learning framework written by hand: forward and backward on tensor ops.
 
 Every module holds R independent replicas and every tensor has a leading
 replica axis: parameters [R, *torch_shape], activations [R, B, *sample_shape],
-losses [R]. Only `torch` tensor operations are used (no torch.nn, torch.autograd,
-torch.optim); run it under `torch.no_grad()`.
+losses [R]. Only `torch` tensor operations are used: nothing from torch's
+neural-network, automatic-differentiation, func or optim packages (a test scans
+the imports); run it under `torch.no_grad()`.
 
     import torch
     from minispec.scratch import Sequential, Linear, Tanh, MSELoss, SGD
