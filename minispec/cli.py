@@ -106,7 +106,7 @@ def compile_command(spec, emit, output, overrides, include_roots):
         text = program.model_dump_json(indent=2) + "\n"
     elif emit == "mdl":
         from minispec.lang.printer import format_merged
-        from minispec.lang.resolve import apply_overrides, read
+        from minispec.lang.files import apply_overrides, read
 
         text = format_merged(apply_overrides(read(spec, include_roots), list(overrides)), Path(spec).stem)
     else:

@@ -7,7 +7,8 @@ from pathlib import Path
 from minispec.errors import MinispecError, Span
 from minispec.ir import passes
 from minispec.ir.model import Program
-from minispec.lang.resolve import apply_overrides, read, resolve
+from minispec.lang.files import apply_overrides, read
+from minispec.lang.resolve import resolve
 
 
 def compile_file(

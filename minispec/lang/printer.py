@@ -9,7 +9,7 @@ and the text compiles to the same Program as the original.
 from __future__ import annotations
 
 from minispec.lang import syntax as s
-from minispec.lang.resolve import Merged
+from minispec.lang.files import Merged
 
 
 def format_expr(expr: s.Expr) -> str:

@@ -1,6 +1,6 @@
 """The syntax tree of a .mdl file: what was written, with where it was written.
 
-Produced by `minispec.lang.parser`, consumed by `minispec.lang.resolve` and
+Produced by `minispec.lang.parser`, consumed by `minispec.lang.files`, `.net`, `.sections` and
 printed back by `minispec.lang.printer`. Nothing here knows what a layer means.
 """
 

@@ -6,7 +6,6 @@ from safetensors.torch import load_file
 
 from conftest import TINY, write_spec
 from minispec import data
-from minispec.errors import MinispecError
 from minispec.experiment import compare, run_experiment
 from minispec.experiment.seeding import data_seed
 from minispec.ir.targets import error_count

@@ -5,7 +5,7 @@ import pytest
 from minispec.compiler import compile_file
 from minispec.ir.model import Program
 from minispec.lang.printer import format_merged
-from minispec.lang.resolve import apply_overrides, read
+from minispec.lang.files import apply_overrides, read
 from tests.conftest import ROOT, SPECS
 
 
