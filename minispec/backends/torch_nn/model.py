@@ -68,7 +68,42 @@ def loss_values(program: Program, outputs: dict[str, torch.Tensor], targets: lis
     return torch.stack([loss_value(loss, outputs[loss.node], t) for loss, t in zip(program.losses, targets)])
 
 
-class TorchModel:
+class TorchReplicas:
+    """What the one-replica model and the vectorized one share: the replica
+    axis checks, moving inputs to the device, the loss weights, the learning rate."""
+
+    backend = "torch"
+
+    def __init__(self, program: Program, replicas: int, device: str | torch.device, dtype: torch.dtype):
+        self.program = program
+        self.replicas = replicas
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self._weights = torch.tensor([loss.weight for loss in program.losses], dtype=dtype, device=self.device)
+
+    def _on_device(self, inputs: dict[str, torch.Tensor], drop_replica_axis: bool) -> dict[str, torch.Tensor]:
+        batch = {}
+        for name, tensor in inputs.items():
+            if tensor.shape[0] != self.replicas:
+                raise ValueError(
+                    f"input {name!r}: expected a leading replica axis of size {self.replicas}, got {list(tensor.shape)}"
+                )
+            if drop_replica_axis:
+                tensor = tensor[0]
+            dtype = self.dtype if tensor.is_floating_point() else tensor.dtype
+            batch[name] = tensor.to(device=self.device, dtype=dtype)
+        return batch
+
+    def _check_replica(self, replica: int) -> None:
+        if not 0 <= replica < self.replicas:
+            raise IndexError(f"replica {replica} out of range: this model holds {self.replicas}")
+
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+
+class TorchModel(TorchReplicas):
     """`TrainableModel` of the torch.nn backend for one replica.
 
     `states[k]` is replica k's initial canonical state; only `len(states) == 1`
@@ -77,8 +112,6 @@ class TorchModel:
     losses and outputs stay on `device`; `state()` is on the CPU.
     The optimizer's own state (momentum, Adam moments) is kept by `load_state`.
     """
-
-    backend = "torch"
 
     def __init__(
         self,
@@ -89,35 +122,15 @@ class TorchModel:
     ):
         if len(states) != 1:
             raise ValueError(f"TorchModel holds one replica, got {len(states)} states; run the trials one by one")
-        self.program = program
-        self.replicas = 1
-        self.device = torch.device(device)
-        self.dtype = dtype
+        super().__init__(program, 1, device, dtype)
         self.module: GraphModule = build_module(program, states[0], dtype=dtype).to(self.device)
         self.optimizer = make_optimizer(program.train.optimizer, self.module.parameters())
-        self._weights = torch.tensor([loss.weight for loss in program.losses], dtype=dtype, device=self.device)
-
-    # -- the replica axis ------------------------------------------------------
-
-    def _batch(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        batch = {}
-        for name, tensor in inputs.items():
-            if tensor.shape[0] != self.replicas:
-                raise ValueError(f"input {name!r}: expected a leading replica axis of size 1, got {list(tensor.shape)}")
-            tensor = tensor[0]
-            dtype = self.dtype if tensor.is_floating_point() else tensor.dtype
-            batch[name] = tensor.to(device=self.device, dtype=dtype)
-        return batch
-
-    def _check_replica(self, replica: int) -> None:
-        if not 0 <= replica < self.replicas:
-            raise IndexError(f"replica {replica} out of range: this model holds {self.replicas}")
 
     # -- TrainableModel ----------------------------------------------------------
 
     def train_step(self, inputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
         self.module.train()
-        outputs = self.module(**self._batch(inputs))
+        outputs = self.module(**self._on_device(inputs, drop_replica_axis=True))
         values = loss_values(self.program, outputs, [t[0] for t in targets])
         total = (values * self._weights).sum()
         self.optimizer.zero_grad(set_to_none=True)
@@ -128,7 +141,7 @@ class TorchModel:
     def predict(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.module.eval()
         with torch.no_grad():
-            outputs = self.module(**self._batch(inputs))
+            outputs = self.module(**self._on_device(inputs, drop_replica_axis=True))
         return {name: out.unsqueeze(0) for name, out in outputs.items()}
 
     def losses(self, outputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
@@ -137,10 +150,6 @@ class TorchModel:
                 loss_values(self.program, {name: out[r] for name, out in outputs.items()}, [t[r] for t in targets])
                 for r in range(self.replicas)
             ])
-
-    def set_learning_rate(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
 
     def state(self, replica: int) -> dict[str, torch.Tensor]:
         self._check_replica(replica)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from minispec.backends.torch_nn.model import loss_values, make_optimizer
+from minispec.backends.torch_nn.model import TorchReplicas, loss_values, make_optimizer
 from minispec.backends.torch_nn.module import GraphModule, build_module
 from minispec.ir.model import Program
 
@@ -62,15 +62,13 @@ class _Layers(nn.Module):
         return self.graph(**inputs)
 
 
-class VectorizedTorchModel:
+class VectorizedTorchModel(TorchReplicas):
     """`TrainableModel` of the torch.nn backend for R >= 1 replicas (see the module docstring).
 
     `states[k]` is replica k's initial canonical state. Inputs [R, B, ...],
     targets [R, B, ...], losses [R, L]; outputs and losses stay on `device`,
     `state(k)` is on the CPU. `load_state` keeps the optimizer's state.
     """
-
-    backend = "torch"
 
     def __init__(
         self,
@@ -81,10 +79,7 @@ class VectorizedTorchModel:
     ):
         if not states:
             raise ValueError("VectorizedTorchModel needs at least one replica state")
-        self.program = program
-        self.replicas = len(states)
-        self.device = torch.device(device)
-        self.dtype = dtype
+        super().__init__(program, len(states), device, dtype)
         # The template module: its own tensors are never used in a forward.
         self.module: GraphModule = build_module(program, states[0], dtype=dtype).to(self.device)
         self._layers = _Layers(self.module)
@@ -98,7 +93,6 @@ class VectorizedTorchModel:
         self.params = {name: self._stack(states, name).requires_grad_(True) for name in parameter_names}
         self.buffers = {name: self._stack(states, name) for name in buffer_names}
         self.optimizer = make_optimizer(program.train.optimizer, list(self.params.values()))
-        self._weights = torch.tensor([loss.weight for loss in program.losses], dtype=dtype, device=self.device)
         self._forward = vmap(self._replica_forward, randomness="different")
         self._losses = vmap(self._replica_losses, randomness="different")
         self._loss_only = vmap(lambda outputs, targets: loss_values(program, outputs, targets))
@@ -118,29 +112,12 @@ class VectorizedTorchModel:
     def _replica_losses(self, params, buffers, inputs, targets):
         return loss_values(self.program, self._replica_forward(params, buffers, inputs), targets)
 
-    # -- the replica axis ----------------------------------------------------------
-
-    def _batch(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        batch = {}
-        for name, tensor in inputs.items():
-            if tensor.shape[0] != self.replicas:
-                raise ValueError(
-                    f"input {name!r}: expected a leading replica axis of size {self.replicas}, got {list(tensor.shape)}"
-                )
-            dtype = self.dtype if tensor.is_floating_point() else tensor.dtype
-            batch[name] = tensor.to(device=self.device, dtype=dtype)
-        return batch
-
-    def _check_replica(self, replica: int) -> None:
-        if not 0 <= replica < self.replicas:
-            raise IndexError(f"replica {replica} out of range: this model holds {self.replicas}")
-
     # -- TrainableModel ------------------------------------------------------------
 
     def train_step(self, inputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
         self._layers.train()
         targets = [t.to(self.device) for t in targets]
-        values = self._losses(self.params, self.buffers, self._batch(inputs), targets)  # [R, L]
+        values = self._losses(self.params, self.buffers, self._on_device(inputs, drop_replica_axis=False), targets)  # [R, L]
         total = (values * self._weights).sum()
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -150,15 +127,11 @@ class VectorizedTorchModel:
     def predict(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         self._layers.eval()
         with torch.no_grad():
-            return self._forward(self.params, self.buffers, self._batch(inputs))
+            return self._forward(self.params, self.buffers, self._on_device(inputs, drop_replica_axis=False))
 
     def losses(self, outputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
             return self._loss_only(dict(outputs), list(targets))
-
-    def set_learning_rate(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
 
     def state(self, replica: int) -> dict[str, torch.Tensor]:
         self._check_replica(replica)
