@@ -93,12 +93,14 @@ def shape_text(shape: list[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def infer(op: str, attrs: dict, shape: list[int]) -> tuple[list[int], dict[str, list[int]]]:
-    """Output shape and parameter shapes of a one-input op, or MinispecError (no span)."""
+def infer(op: str, attrs: dict, shape: list[int], source: str = "its input") -> tuple[list[int], dict[str, list[int]]]:
+    """Output shape and parameter shapes of a one-input op, or MinispecError (no span).
+
+    `source` names the input in messages: the user's name for it (`` `a` ``) when it has one."""
     if op == "linear":
         if len(shape) != 1:
             raise MinispecError(
-                f"linear({attrs['out']}) expects a flat input, but its input has shape {shape_text(shape)}",
+                f"linear({attrs['out']}) expects a flat input, but {source} has shape {shape_text(shape)}",
                 hint="insert `flatten` before linear",
             )
         params = {"weight": [attrs["out"], shape[0]]}
@@ -106,7 +108,7 @@ def infer(op: str, attrs: dict, shape: list[int]) -> tuple[list[int], dict[str, 
             params["bias"] = [attrs["out"]]
         return [attrs["out"]], params
     if op == "conv2d":
-        _need_map(op, shape)
+        _need_map(op, shape, source)
         c, h, w = shape
         kh, kw = attrs["kernel"]
         pad, stride = attrs["padding"], attrs["stride"]
@@ -122,7 +124,7 @@ def infer(op: str, attrs: dict, shape: list[int]) -> tuple[list[int], dict[str, 
             params["bias"] = [attrs["out"]]
         return [attrs["out"], oh, ow], params
     if op in ("maxpool2d", "avgpool2d"):
-        _need_map(op, shape)
+        _need_map(op, shape, source)
         c, h, w = shape
         k, stride = attrs["kernel"], attrs["stride"]
         if h < k or w < k:
@@ -138,15 +140,15 @@ def infer(op: str, attrs: dict, shape: list[int]) -> tuple[list[int], dict[str, 
         return [math.prod(shape)], {}
     if op in ("softmax", "log_softmax") and len(shape) != 1:
         raise MinispecError(
-            f"{op} expects a flat input, but its input has shape {shape_text(shape)}",
+            f"{op} expects a flat input, but {source} has shape {shape_text(shape)}",
             hint=f"insert `flatten` before {op}",
         )
     return list(shape), {}
 
 
-def _need_map(op: str, shape: list[int]) -> None:
+def _need_map(op: str, shape: list[int], source: str) -> None:
     if len(shape) != 3:
         raise MinispecError(
-            f"{op} expects a feature map [channels, height, width], but its input has shape {shape_text(shape)}",
+            f"{op} expects a feature map [channels, height, width], but {source} has shape {shape_text(shape)}",
             hint="convolutions and pooling come before `flatten`; index an image input with x[0] to keep its channel axis",
         )

@@ -89,7 +89,8 @@ def _infer_node(node: Node, shapes: dict[str, list[int]], program: Program) -> N
                 f"{expected} does not fit an input of shape {shape_text(shape)}",
                 hint=f"write `{op}`, or just `batchnorm`, which picks by shape",
             )
-    out_shape, param_shapes = infer(op, attrs, shape)
+    named = next((name for name, node_id in program.names.items() if node_id == node.inputs[0]), None)
+    out_shape, param_shapes = infer(op, attrs, shape, f"`{named}`" if named else "its input")
     return node.model_copy(update={"op": op, "attrs": attrs, "shape": out_shape, "param_shapes": param_shapes})
 
 
