@@ -6,9 +6,13 @@
     opt.step()
 
 Every replica's slice of a parameter is updated by the same rule, so the R
-replicas train independently. Updates are in place; the state tensors (and
-one scratch tensor per parameter) are allocated at the first step, on the
-parameter's device, so build or step the optimizer after `model.to(...)`.
+replicas train independently. The rules are elementwise, so the optimizer
+moves all parameters into one flat tensor per device and dtype (each
+Parameter's `value` and `grad` become views into it) and updates them with a
+handful of in-place operations per step, whatever the number of layers: on
+small networks the per-operation overhead, not the arithmetic, is the cost.
+Build the optimizer after `model.to(...)`; state tensors are allocated at the
+first step.
 `lr` is a plain attribute, settable between steps. Option names follow the
 IR's optimizer options (lr, momentum, weight_decay, beta1, beta2, eps, rho).
 """
@@ -23,7 +27,7 @@ from minispec.scratch.module import Parameter
 
 
 class Optimizer:
-    """Holds a list of Parameters (each object once) and per-parameter state."""
+    """Holds a list of Parameters (each object once), stored flat, and the state of the update."""
 
     def __init__(self, params: Iterable[Parameter], lr: float) -> None:
         unique: dict[int, Parameter] = {}
@@ -31,19 +35,22 @@ class Optimizer:
             unique.setdefault(id(p), p)
         self.params = list(unique.values())
         self.lr = lr
-        self.state: dict[int, dict[str, torch.Tensor]] = {}
         self.steps = 0
+        # (flat values, flat gradients, update state) per device and dtype
+        self.groups: list[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = [
+            (*_flatten(members), {}) for members in _by_storage(self.params)
+        ]
 
     def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad.zero_()
+        for _, grad, _ in self.groups:
+            grad.zero_()
 
     def step(self) -> None:
         self.steps += 1
-        for p in self.params:
-            self._update(p, p.value, p.grad, self.state.setdefault(id(p), {}))
+        for value, grad, state in self.groups:
+            self._update(value, grad, state)
 
-    def _update(self, p: Parameter, value: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
+    def _update(self, value: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
         raise NotImplementedError
 
     def _grad_with_decay(self, value: torch.Tensor, grad: torch.Tensor, state: dict, weight_decay: float) -> torch.Tensor:
@@ -67,7 +74,7 @@ class SGD(Optimizer):
         super().__init__(params, lr)
         self.momentum, self.weight_decay = momentum, weight_decay
 
-    def _update(self, p, value, grad, state) -> None:
+    def _update(self, value, grad, state) -> None:
         g = self._grad_with_decay(value, grad, state, self.weight_decay)
         if self.momentum != 0:
             buf = state.get("momentum_buffer")
@@ -99,7 +106,7 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
 
-    def _update(self, p, value, grad, state) -> None:
+    def _update(self, value, grad, state) -> None:
         g = self._grad_with_decay(value, grad, state, self.weight_decay)
         if "exp_avg" not in state:
             state["exp_avg"] = torch.zeros_like(value)
@@ -130,7 +137,7 @@ class Adadelta(Optimizer):
         super().__init__(params, lr)
         self.rho, self.eps, self.weight_decay = rho, eps, weight_decay
 
-    def _update(self, p, value, grad, state) -> None:
+    def _update(self, value, grad, state) -> None:
         g = self._grad_with_decay(value, grad, state, self.weight_decay)
         if "square_avg" not in state:
             state["square_avg"] = torch.zeros_like(value)
@@ -144,3 +151,24 @@ class Adadelta(Optimizer):
         delta.div_(std).mul_(g)
         u.mul_(self.rho).addcmul_(delta, delta, value=1 - self.rho)
         value.add_(delta, alpha=-self.lr)
+
+
+def _by_storage(params: list[Parameter]) -> list[list[Parameter]]:
+    groups: dict[tuple[torch.device, torch.dtype], list[Parameter]] = {}
+    for p in params:
+        groups.setdefault((p.value.device, p.value.dtype), []).append(p)
+    return list(groups.values())
+
+
+def _flatten(params: list[Parameter]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copy the parameters' values and gradients into two flat tensors and make
+    every Parameter's `value` and `grad` a view of its slice."""
+    values = torch.cat([p.value.detach().reshape(-1) for p in params])
+    grads = torch.cat([p.grad.reshape(-1) for p in params])
+    offset = 0
+    for p in params:
+        size, shape = p.value.numel(), p.value.shape
+        p.value = values[offset : offset + size].view(shape)
+        p.grad = grads[offset : offset + size].view(shape)
+        offset += size
+    return values, grads

@@ -49,9 +49,11 @@ def test_optimizer_matches_torch(ours_cls, torch_cls, options, torch_extra):
 
 def test_optimizer_updates_in_place_and_dedupes_shared_parameters():
     lin = Linear(3, 2, replicas=2, dtype=F64)
-    value = lin.weight.value
     opt = SGD(lin.params() + lin.shared_copy().params(), lr=0.1, momentum=0.9)
     assert len(opt.params) == 2
+    value = lin.weight.value  # after the optimizer is built: a view of its flat storage
+    (flat, _, _), = opt.groups
+    assert value.data_ptr() == flat.data_ptr() and lin.bias.value.data_ptr() == flat[12:].data_ptr()
     before = value.clone()
     lin.weight.grad.fill_(1.0)
     opt.step()
