@@ -137,6 +137,8 @@ def run_experiment(
     plan = plan_run(program, device, len(pending), vectorize, max_memory, folder, chunk)
     rf.write_atomic(folder / "program.json", program.model_dump_json(indent=1) + "\n")
     rf.write_atomic(folder / "spec_hash.txt", spec_hash + "\n")
+    # a readable summary from the start: a run killed before its first trial ends still has one
+    rf.write_atomic(folder / "summary.json", rf.dump_json(rf.summarize(program, spec_hash, finished, planned)))
 
     size = plan.chunk
     emit(ev.RunStarted(program.name, folder, planned, tuple(pending), program.train.epochs,
