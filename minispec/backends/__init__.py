@@ -28,13 +28,13 @@ def make_model(
     generators: list[torch.Generator] | None = None,
 ) -> TrainableModel:
     """A model of `len(states)` replicas. `generators` (one per replica) drive the
-    dropout masks where the backend can use them (scratch); the torch backend
-    draws them from torch's global RNG, which the runner seeds per trial."""
+    dropout masks, in both backends; without them each backend seeds its own
+    from torch's global RNG."""
     if backend == "torch":
         from minispec.backends.torch_nn import TorchModel, VectorizedTorchModel
 
         model = TorchModel if len(states) == 1 else VectorizedTorchModel
-        return model(program, states, device=device, dtype=dtype)
+        return model(program, states, device=device, dtype=dtype, generators=generators)
     if backend == "scratch":
         from minispec.backends.scratch_graph import ScratchModel
 

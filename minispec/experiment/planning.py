@@ -10,11 +10,14 @@ same way for the weights and records the run will write.
 
 Vectorize or not, when the user did not say: on a GPU, vectorize (per-step
 overhead dominates small models there); on the CPU, vectorize when a training
-step of one trial is small arithmetic (under `CPU_VECTORIZE_FLOPS`), where
-the fixed cost of a step dominates and batching the trials removes it; larger
-models already keep the cores busy one trial at a time. The rule is a fixed
-function of the spec, never a timing, so the same command always takes the
-same path and gives the same numbers bit for bit. The threshold comes from
+step of one trial is under `CPU_VECTORIZE_FLOPS`. Below it (the disk MLPs,
+the MNIST MLPs, every digit-pair convnet of specs/) batching the trials
+removes the fixed cost of each step and is faster in both backends, or no
+slower; above it (the 10-block ResNet, 22 GFLOP a step) one trial's tensors
+are already large and R of them only add memory traffic: the hand-written
+backend runs 1.6x slower vectorized there. The rule is a fixed function of
+the spec, never a timing, so the same command always takes the same path and
+gives the same numbers bit for bit. The figures come from
 `benchmarks/trials.py` (see docs/performance.md).
 """
 
@@ -30,7 +33,7 @@ from minispec.errors import MinispecError
 from minispec.ir.cost import available_memory, estimate_memory, format_bytes, train_flops
 from minispec.ir.model import Program
 
-CPU_VECTORIZE_FLOPS = 20e6  # training arithmetic of one step of one trial, below which a CPU vectorizes
+CPU_VECTORIZE_FLOPS = 2e9  # training arithmetic of one step of one trial, below which a CPU vectorizes
 RECORD_BYTES = 600  # one evaluation record of a trial file, roughly, per head
 
 
@@ -70,9 +73,10 @@ def plan_run(
         return Plan(True, size, f"vectorized on the GPU, {size} trials at a time" + _memory_note(size, pending, fitting))
     step = train_flops(program, program.train.batch)
     if step < CPU_VECTORIZE_FLOPS:
-        return Plan(True, size, f"vectorized, {size} trials at a time (a step is {step / 1e6:.1f} MFLOP per trial: "
-                                "overhead-bound)" + _memory_note(size, pending, fitting))
-    return Plan(False, 1, f"one trial at a time (a step is {step / 1e6:.0f} MFLOP per trial: compute-bound)")
+        return Plan(True, size, f"vectorized, {size} trials at a time (a step is {step / 1e6:.1f} MFLOP per trial)"
+                    + _memory_note(size, pending, fitting))
+    return Plan(False, 1, f"one trial at a time (a step is {step / 1e9:.1f} GFLOP per trial: "
+                          "large tensors already)")
 
 
 def _memory_note(size: int, pending: int, fitting: int) -> str:

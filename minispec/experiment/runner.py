@@ -13,8 +13,8 @@ Per epoch e (0-based): the learning rate of the schedule is set, each
 replica's training set is shuffled by its own generator, and the batches
 (the last one may be smaller) are stepped in order. At `train.evaluate`
 evenly spaced steps of the epoch (the last at its end) every replica is
-evaluated on its full train and test sets, in chunks of `EVAL_CHUNK` samples,
-and a record is added to its trial.
+evaluated on its full train and test sets, in chunks of
+`minispec.ir.cost.eval_chunk` samples, and a record is added to its trial.
 """
 
 from __future__ import annotations
@@ -39,11 +39,9 @@ from minispec.experiment.folder import RunResult, program_hash
 from minispec.experiment.planning import plan_run
 from minispec.experiment.schedule import learning_rate
 from minispec.experiment.seeding import data_seed, order_seed, torch_seed
+from minispec.ir.cost import eval_chunk
 from minispec.ir.model import Program
 from minispec.ir.targets import encode, error_count
-
-EVAL_CHUNK = 1000  # samples per predict() call during evaluation
-
 
 class BackendFactory(Protocol):
     """`make_model(program, states, device)`: a model of `len(states)` replicas.
@@ -189,7 +187,7 @@ def run_experiment(
 def _header(trial: dict[str, Any]) -> dict[str, Any]:
     """A trial as read back from its file, without the per-evaluation records
     (what summaries need; the records stay on disk)."""
-    return {key: value for key, value in _json_round_trip(trial).items() if key != "records"}
+    return _json_round_trip({key: value for key, value in trial.items() if key != "records"})
 
 
 def _open_folder(folder: Path, spec_hash: str, resume: bool) -> dict[int, dict[str, Any]]:
@@ -409,13 +407,14 @@ def _on_device(program: Program, split: datasets.Split, device: torch.device) ->
 def _evaluate(model: TrainableModel, program: Program, splits: dict[str, dict], replicas: int) -> dict[str, dict]:
     """Error fraction per replica and head, and the weighted loss per replica, on each split."""
     weights = torch.tensor([loss.weight for loss in program.losses], dtype=torch.float64)
+    chunk = eval_chunk(program, replicas, model.device.type)
     out = {}
     for name, split in splits.items():
         size = split["size"]
         wrong = torch.zeros(replicas, len(program.losses), dtype=torch.long)
         loss_sum = torch.zeros(replicas, len(program.losses), dtype=torch.float64)
-        for start in range(0, size, EVAL_CHUNK):
-            end = min(start + EVAL_CHUNK, size)
+        for start in range(0, size, chunk):
+            end = min(start + chunk, size)
             outputs = model.predict({n: t[:, start:end] for n, t in split["inputs"].items()})
             raw = {n: t[:, start:end] for n, t in split["raw"].items()}
             for i, loss in enumerate(program.losses):

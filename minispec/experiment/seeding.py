@@ -11,17 +11,17 @@ after other trials, resumed, or beside other trials in a vectorized chunk:
     order     a CPU generator seeded order_seed(seed, k)
               = (seed * 1_000_003 + k + 0x5851F42D4C957F2D) mod 2^64
               shuffles the training set once per epoch (torch.randperm)
-    torch     torch.manual_seed(torch_seed(seed, k)) before the model is built
+    torch     a CPU generator seeded torch_seed(seed, k), given to the backend
+              (`generators=`), from which both backends draw trial k's dropout masks
               = (seed * 1_000_003 + k + 0x2545F4914F6CDD1D) mod 2^64
-              for backends that draw from torch's global RNG (dropout)
 
 The offsets keep the streams apart: with one integer for all four, a uniform
 data draw and a uniform weight draw would be the very same numbers.
 
-A vectorized chunk seeds torch's global RNG once, from its first trial: a
-backend that draws dropout masks for all replicas at once cannot give trial k
-the masks it would draw alone, so with dropout a vectorized trial is a
-different (equally valid) sample than the sequential one.
+torch's global RNG is also seeded torch_seed(seed, k0) before a chunk's model
+is built (k0: the chunk's first trial), for a backend factory that takes no
+generators and draws from it: such a backend cannot give trial k of a
+vectorized chunk the masks it would draw alone.
 """
 
 from __future__ import annotations

@@ -61,7 +61,21 @@ def activation_floats(program: Program) -> int:
     return sum(math.prod(node.shape) for node in program.nodes if node.op not in ("input", "select"))
 
 
-def estimate_memory(program: Program, replicas: int, batch: int | None = None, eval_chunk: int = 1000) -> MemoryEstimate:
+# Activations of one evaluation call, over all replicas (floats): 64 MB on a CPU,
+# where a call on much larger tensors is slower than several calls that fit; a GPU
+# wants few large calls.
+EVAL_FLOATS = {"cpu": 16_000_000, "cuda": 1_000_000_000}
+EVAL_SAMPLES = 1000  # at most, per replica and call
+
+
+def eval_chunk(program: Program, replicas: int, device_type: str = "cpu") -> int:
+    """Samples per replica in one evaluation (predict) call: EVAL_SAMPLES, or
+    fewer when the activations of `replicas` replicas would pass EVAL_FLOATS."""
+    budget = EVAL_FLOATS.get(device_type, EVAL_FLOATS["cpu"])
+    return max(1, min(EVAL_SAMPLES, budget // (replicas * max(1, activation_floats(program)))))
+
+
+def estimate_memory(program: Program, replicas: int, batch: int | None = None) -> MemoryEstimate:
     """Bytes needed to train `replicas` trials at once: parameters with their
     gradients and optimizer state, activations of a training batch (and of an
     evaluation chunk), and the replicas' data sets."""
@@ -69,7 +83,7 @@ def estimate_memory(program: Program, replicas: int, batch: int | None = None, e
     state = 2 + OPTIMIZER_STATE[program.train.optimizer.kind]
     parameters = state * program.total_params * replicas * FLOAT_BYTES
     per_sample = activation_floats(program)
-    activations = (2 * batch + eval_chunk) * per_sample * replicas * FLOAT_BYTES
+    activations = (2 * batch + EVAL_SAMPLES) * per_sample * replicas * FLOAT_BYTES  # the largest eval call
     sample_floats = sum(math.prod(shape) for shape in program.data.inputs.values())
     samples = sum(int(program.data.options.get(side) or 2500) for side in ("train", "test"))
     data = samples * sample_floats * replicas * FLOAT_BYTES

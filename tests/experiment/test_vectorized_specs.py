@@ -1,5 +1,6 @@
 """Trial k of a vectorized run equals trial k run alone, on the shipped disk,
-SAUX and CAUX specs, in both backends (small data, few epochs)."""
+SAUX and CAUX specs and a dropout spec, in both backends (small data, few
+epochs): each trial draws its dropout masks from its own generator."""
 
 import pytest
 
@@ -19,7 +20,7 @@ def factory(backend):
 
 
 @pytest.mark.parametrize("backend", ["torch", "scratch"])
-@pytest.mark.parametrize("spec", ["disk", "saux", "caux"])
+@pytest.mark.parametrize("spec", ["disk", "saux", "caux", "ws_aux_bn_dropout"])
 def test_vectorized_trials_end_where_sequential_ones_do(spec, backend, tmp_path):
     program = compile_file(ROOT / f"specs/{spec}.mdl", SMALL)
     alone = run_experiment(program, backend_factory=factory(backend), out_dir=tmp_path / "alone", vectorize=False)

@@ -4,7 +4,7 @@ import pytest
 
 from minispec.compiler import compile_file
 from minispec.errors import MinispecError
-from minispec.ir.cost import estimate_memory, forward_flops, parse_bytes
+from minispec.ir.cost import EVAL_FLOATS, activation_floats, estimate_memory, eval_chunk, forward_flops, parse_bytes
 from tests.conftest import ROOT
 
 
@@ -39,3 +39,14 @@ def test_parse_bytes(text, expected):
 def test_parse_bytes_refuses_nonsense():
     with pytest.raises(MinispecError):
         parse_bytes("lots")
+
+
+def test_evaluation_chunks_keep_one_call_under_the_budget():
+    disk, saux = compile_file(ROOT / "specs/disk.mdl"), compile_file(ROOT / "specs/saux.mdl")
+    assert eval_chunk(disk, 1) == eval_chunk(disk, 50) == 1000  # small activations: 1000 samples a call
+    per_sample = activation_floats(saux)
+    assert eval_chunk(saux, 1) == EVAL_FLOATS["cpu"] // per_sample
+    eight = eval_chunk(saux, 8)
+    assert eight == EVAL_FLOATS["cpu"] // (8 * per_sample) and 8 * eight * per_sample <= EVAL_FLOATS["cpu"]
+    assert eval_chunk(saux, 150, "cuda") > eval_chunk(saux, 150, "cpu") >= 1
+    assert eval_chunk(saux, 10**9) == 1  # never zero

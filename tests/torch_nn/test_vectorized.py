@@ -80,6 +80,28 @@ def test_one_replica_equals_torch_model_in_float32():
         torch.testing.assert_close(vectorized.state(0)[key], value)
 
 
+@pytest.mark.parametrize("name", ["disk_mlp", "odd_names"])
+def test_with_dropout_replica_k_draws_the_masks_of_its_lone_run(name):
+    """Each replica's masks come from its own generator, as a lone TorchModel's do."""
+    p = program(name)
+    R = 3
+    states = [initial_state(p, gen(10 + k), dtype=F64) for k in range(R)]
+
+    def generators():
+        return [torch.Generator().manual_seed(1000 + k) for k in range(R)]
+
+    vectorized = VectorizedTorchModel(p, states, dtype=F64, generators=generators())
+    sequential = [TorchModel(p, [state], dtype=F64, generators=[g]) for state, g in zip(states, generators())]
+    for step in range(3):
+        inputs, targets = stacked_batch(p, R, 6, step)
+        got = vectorized.train_step(inputs, targets)
+        expected = torch.cat([m.train_step(replica(inputs, r), replica(targets, r)) for r, m in enumerate(sequential)])
+        torch.testing.assert_close(got, expected, **TOL)
+    for r, model in enumerate(sequential):
+        for key, value in model.state(0).items():
+            torch.testing.assert_close(vectorized.state(r)[key], value, **TOL)
+
+
 def test_dropout_masks_differ_between_replicas():
     p = program("disk_mlp")
     state = initial_state(p, gen(0))
@@ -87,7 +109,6 @@ def test_dropout_masks_differ_between_replicas():
     inputs, targets = stacked_batch(p, 1, 16, 0, dtype=torch.float32)
     inputs = {k: v.expand(2, *v.shape[1:]) for k, v in inputs.items()}
     targets = [t.expand(2, *t.shape[1:]) for t in targets]
-    torch.manual_seed(0)
     losses = model.train_step(inputs, targets)
     assert not torch.equal(losses[0], losses[1])  # same weights, same batch: only the masks differ
     outputs = model.predict(inputs)  # eval mode: no dropout, but the weights have moved apart
@@ -118,5 +139,5 @@ def test_optimizer_holds_stacked_parameters():
     model = VectorizedTorchModel(p, [initial_state(p, gen(k)) for k in range(4)])
     shapes = [tuple(t.shape) for group in model.optimizer.param_groups for t in group["params"]]
     assert shapes[0] == (4, 32, 1, 3, 3)
-    assert sum(t.numel() for t in model.params.values()) == 4 * p.total_params
+    assert sum(t.numel() for t in model.module.parameters()) == 4 * p.total_params
     assert type(model.optimizer) is torch.optim.SGD and model.optimizer.param_groups[0]["momentum"] == 0.9

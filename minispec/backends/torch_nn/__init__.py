@@ -3,7 +3,7 @@
     build_module(program)   -> GraphModule (nn.Module), canonical state names
     emit_python(program)    -> standalone source of one nn.Module class
     TorchModel(program, states, device, dtype)  -> the runner's TrainableModel, one replica
-    VectorizedTorchModel(program, states, device, dtype)  -> R replicas at once (torch.func.vmap)
+    VectorizedTorchModel(program, states, device, dtype)  -> R replicas at once (stacked weights)
 """
 
 from minispec.backends.torch_nn.emit import emit_python

@@ -4,12 +4,14 @@
 leading replica axis of every tensor that crosses the interface has size 1 and
 is dropped before the GraphModule sees the batch. Several replicas in one
 model are `minispec.backends.torch_nn.vectorized.VectorizedTorchModel`, which
-reuses the per-replica loss and optimizer helpers below unchanged.
+shares the loss and optimizer helpers below.
 
 Randomness: the initial weights are the given states (see
-`minispec.backends.weights.initial_state`); dropout masks come from torch's
-global RNG (nn.functional.dropout takes no generator), which the runner seeds
-per trial with `torch.manual_seed(...)` before training it.
+`minispec.backends.weights.initial_state`); dropout masks come from the
+trial's own generator when one is given (the runner gives one, seeded
+`torch_seed(seed, trial)`), drawn as `module.dropout_mask` says, so a trial
+draws the same masks alone as beside others in a vectorized chunk; without
+one, from torch's global RNG.
 """
 
 from __future__ import annotations
@@ -42,30 +44,46 @@ def make_optimizer(spec: Optimizer, params: Iterable[torch.nn.Parameter]) -> tor
     raise ValueError(f"unknown optimizer {spec.kind!r}")
 
 
-def loss_value(loss: Loss, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The mean loss of one replica's batch: output [B, k], target encoded by
-    `minispec.ir.targets.encode` ([B] long for index, [B, k] float otherwise)."""
+def _target(loss: Loss, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """An encoded target on the output's device, checked against the output's shape."""
     if loss.kind in ("cross_entropy", "nll"):
-        fn = F.cross_entropy if loss.kind == "cross_entropy" else F.nll_loss
-        return fn(output, target.to(output.device).long())
+        return target.to(output.device).long()
     target = target.to(device=output.device, dtype=output.dtype)
     if target.shape != output.shape:
         raise ValueError(
             f"{loss.kind} on `{loss.node}`: output {list(output.shape)} but target {list(target.shape)} "
             f"(encoding {loss.encoding})"
         )
-    if loss.kind == "mse":
-        return F.mse_loss(output, target)
-    if loss.kind == "bce":
-        return F.binary_cross_entropy(output, target)
-    raise ValueError(f"unknown loss {loss.kind!r}")
+    return target
 
 
-def loss_values(program: Program, outputs: dict[str, torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
-    """The unweighted losses of one replica, [L], in `program.losses` order."""
+LOSS_FUNCTIONS = {"cross_entropy": F.cross_entropy, "nll": F.nll_loss, "mse": F.mse_loss,
+                  "bce": F.binary_cross_entropy}
+
+
+def loss_value(loss: Loss, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The mean loss of one replica's batch: output [B, k], target encoded by
+    `minispec.ir.targets.encode` ([B] long for index, [B, k] float otherwise)."""
+    return LOSS_FUNCTIONS[loss.kind](output, _target(loss, output, target))
+
+
+def replica_loss_value(loss: Loss, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """`loss_value` of every replica at once: output [R, B, k], target [R, B, ...] -> [R]."""
+    target = _target(loss, output, target)
+    r = output.shape[0]
+    each = LOSS_FUNCTIONS[loss.kind](output.flatten(0, 1), target.flatten(0, 1), reduction="none")
+    return each.reshape(r, -1).mean(1)
+
+
+def loss_values(program: Program, outputs: dict[str, torch.Tensor], targets: list[torch.Tensor],
+                replicas: bool = False) -> torch.Tensor:
+    """The unweighted losses in `program.losses` order: [L] of one replica's
+    [B, ...] outputs, or [R, L] of stacked [R, B, ...] outputs (`replicas`)."""
     if len(targets) != len(program.losses):
         raise ValueError(f"expected {len(program.losses)} targets (one per loss), got {len(targets)}")
-    return torch.stack([loss_value(loss, outputs[loss.node], t) for loss, t in zip(program.losses, targets)])
+    value = replica_loss_value if replicas else loss_value
+    return torch.stack([value(loss, outputs[loss.node], t) for loss, t in zip(program.losses, targets)],
+                       dim=-1)
 
 
 class TorchReplicas:
@@ -119,11 +137,16 @@ class TorchModel(TorchReplicas):
         states: list[dict[str, torch.Tensor]],
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        generators: list[torch.Generator] | None = None,
     ):
         if len(states) != 1:
             raise ValueError(f"TorchModel holds one replica, got {len(states)} states; run the trials one by one")
+        if generators is not None and len(generators) != 1:
+            raise ValueError(f"TorchModel holds one replica, got {len(generators)} dropout generators")
         super().__init__(program, 1, device, dtype)
         self.module: GraphModule = build_module(program, states[0], dtype=dtype).to(self.device)
+        if generators is not None:
+            self.module.dropout_generator = generators[0]
         self.optimizer = make_optimizer(program.train.optimizer, self.module.parameters())
 
     # -- TrainableModel ----------------------------------------------------------

@@ -17,7 +17,7 @@ Parameterless ops are functional calls in `forward`. Inputs are [B, *shape];
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -79,16 +79,31 @@ def functional(node: Node) -> Callable[..., torch.Tensor]:
     raise ValueError(f"node {node.id!r}: unknown op {op!r}")
 
 
-class GraphModule(nn.Module):
-    """A Program as an nn.Module: one submodule per parameter set, the graph in `forward`.
+def dropout_mask(shape: Sequence[int], p: float, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """An inverted-dropout mask, Bernoulli(1 - p) / (1 - p), of `shape`.
 
-    Input: `forward(**inputs)` with inputs[name] of shape [B, *data shape].
-    Output: dict node id -> [B, *node.shape] for every node of `program.outputs`.
+    Drawn from `generator` on the generator's device as ATen's CPU dropout
+    draws its noise (`bernoulli_`, then `div_`), then moved to `like`'s device:
+    a trial's masks depend on its generator only, not on the device, nor on
+    how many replicas are computed beside it.
+    """
+    keep = 1.0 - p
+    mask = torch.empty(tuple(shape), dtype=like.dtype, device=generator.device).bernoulli_(keep, generator=generator)
+    mask = mask.div_(keep) if keep > 0 else mask.zero_()
+    return mask.to(like.device)
+
+
+class ProgramModule(nn.Module):
+    """What both lowerings share: one layer per parameter set, registered under
+    its `weights` key, and the graph run in node order in `forward`.
+
+    `make_layer(node)` builds the layer of a weight owner, `functional(node)`
+    the function of a parameterless node; subclasses say how dropout draws.
     """
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, make_layer: Callable[[Node], nn.Module],
+                 functional: Callable[[Node], Callable[..., torch.Tensor]]):
         super().__init__()
-        self.program = program
         for owner in program.weight_owners:
             # Straight into _modules: a key may be a name nn.Module already uses
             # (`half`, `train`, `to`...); state_dict() reads _modules either way.
@@ -118,9 +133,34 @@ class GraphModule(nn.Module):
                 values[node_id] = self._modules[weights](*xs)
             elif fn is not None:
                 values[node_id] = fn(*xs)
-            else:  # dropout: masks from torch's global RNG
-                values[node_id] = F.dropout(xs[0], self._dropout[node_id], self.training)
+            elif self.training and self._dropout[node_id] > 0:
+                values[node_id] = self.dropout(xs[0], self._dropout[node_id])
+            else:
+                values[node_id] = xs[0]
         return {name: values[name] for name in self.outputs}
+
+    def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class GraphModule(ProgramModule):
+    """A Program as an nn.Module: one submodule per parameter set, the graph in `forward`.
+
+    Input: `forward(**inputs)` with inputs[name] of shape [B, *data shape].
+    Output: dict node id -> [B, *node.shape] for every node of `program.outputs`.
+    Dropout draws from `dropout_generator` when one is set (see `dropout_mask`),
+    otherwise from torch's global RNG through F.dropout.
+    """
+
+    def __init__(self, program: Program):
+        super().__init__(program, make_layer, functional)
+        self.program = program
+        self.dropout_generator: torch.Generator | None = None
+
+    def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        if self.dropout_generator is None:
+            return F.dropout(x, p, training=True)
+        return x * dropout_mask(x.shape, p, self.dropout_generator, x)
 
 
 def build_module(

@@ -1,0 +1,182 @@
+"""Lowering a Program to one torch.nn.Module that computes R replicas at once.
+
+The second lowering of the torch backend (the first, `module.py`, is one
+replica in plain torch.nn layers). Here every parameter set is one tensor with
+a leading replica axis, `[R, *torch_shape]`, and every activation carries it
+too, `[R, B, *node.shape]`; each layer computes all replicas in one call:
+
+    linear       y = baddbmm(b, x, W^T)              x [R, B, in], W [R, out, in]
+    conv2d       a grouped convolution, groups = R   [B, R*C, H, W] -> [B, R*O, Ho, Wo]
+    batchnorm    F.batch_norm over R*C channels      running statistics are views of [R, C] buffers
+    pooling      over the R*B images
+    dropout      replica k's mask from generator k   (`dropout_mask`, as a lone trial draws it)
+
+Replica k of the module therefore computes what `GraphModule` computes from
+replica k's weights, and autograd gives replica k's slice of a parameter the
+gradient of replica k's own loss.
+
+Layout: a convolution's output stays in memory as [B, R, O, Ho, Wo] (the
+grouped convolution's own order) and is seen as [R, B, O, Ho, Wo] through a
+transposed view, so conv -> batchnorm -> relu -> pool chains never copy; only
+`flatten` gathers a map into [R, B, features].
+
+`state_dict()` keys are the canonical names (`<weights>.weight`, ...), each
+tensor [R, *shape], in `program.weight_owners` order as in `GraphModule`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minispec.backends.torch_nn.module import ProgramModule, dropout_mask
+from minispec.ir.model import Node, Program
+
+
+def _merge_channels(x: torch.Tensor) -> torch.Tensor:
+    """[R, B, C, *S] -> [B, R*C, *S] (free when x is a view of a [B, R, C, *S] tensor)."""
+    r, b = x.shape[:2]
+    return x.transpose(0, 1).reshape(b, r * x.shape[2], *x.shape[3:])
+
+
+def _split_channels(y: torch.Tensor, replicas: int) -> torch.Tensor:
+    """[B, R*C, *S] -> a [R, B, C, *S] view."""
+    return y.view(y.shape[0], replicas, -1, *y.shape[2:]).transpose(0, 1)
+
+
+def _per_image(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Apply an image-wise op (pooling) to [R, B, C, H, W] without copying x."""
+    r, b = x.shape[:2]
+    if x.transpose(0, 1).is_contiguous():  # a convolution's [B, R, ...] layout
+        return _split_channels(fn(_merge_channels(x)), r)
+    y = fn(x.reshape(r * b, *x.shape[2:]))
+    return y.view(r, b, *y.shape[1:])
+
+
+class StackedLinear(nn.Module):
+    """Input: [R, B, in]   Output: [R, B, out]   weight: [R, out, in]   bias: [R, out]"""
+
+    def __init__(self, replicas: int, in_features: int, out_features: int, bias: bool):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(replicas, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(replicas, out_features)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        wt = self.weight.transpose(1, 2)
+        return torch.bmm(x, wt) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(1), x, wt)
+
+
+class StackedConv2d(nn.Module):
+    """Input: [R, B, C, H, W]   Output: [R, B, O, Ho, Wo]   weight: [R, O, C, kh, kw]   bias: [R, O]"""
+
+    def __init__(self, replicas: int, in_channels: int, out_channels: int, kernel: tuple[int, int],
+                 stride: int, padding: int, bias: bool):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(replicas, out_channels, in_channels, *kernel))
+        self.bias = nn.Parameter(torch.empty(replicas, out_channels)) if bias else None
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.weight.shape[0]
+        weight = self.weight.reshape(-1, *self.weight.shape[2:])
+        bias = None if self.bias is None else self.bias.reshape(-1)
+        y = F.conv2d(_merge_channels(x), weight, bias, self.stride, self.padding, groups=r)
+        return _split_channels(y, r)
+
+
+class StackedBatchNorm(nn.Module):
+    """Input: [R, B, C] or [R, B, C, H, W]   Output: same
+    weight, bias, running_mean, running_var: [R, C]   num_batches_tracked: [R]
+
+    Training uses the batch statistics and moves the running ones by `momentum`
+    (towards the unbiased variance), as nn.BatchNorm does."""
+
+    def __init__(self, replicas: int, channels: int, eps: float, momentum: float):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.weight = nn.Parameter(torch.empty(replicas, channels))
+        self.bias = nn.Parameter(torch.empty(replicas, channels))
+        self.register_buffer("running_mean", torch.zeros(replicas, channels))
+        self.register_buffer("running_var", torch.ones(replicas, channels))
+        self.register_buffer("num_batches_tracked", torch.zeros(replicas, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        y = F.batch_norm(_merge_channels(x), self.running_mean.view(-1), self.running_var.view(-1),
+                         self.weight.reshape(-1), self.bias.reshape(-1), self.training, self.momentum, self.eps)
+        return _split_channels(y, x.shape[0])
+
+
+def make_stacked_layer(node: Node, replicas: int) -> nn.Module:
+    """The layer holding the R stacked copies of the parameter set of `node` (a weight owner)."""
+    attrs, shapes = node.attrs, node.param_shapes
+    if node.op == "linear":
+        out_features, in_features = shapes["weight"]
+        return StackedLinear(replicas, in_features, out_features, "bias" in shapes)
+    if node.op == "conv2d":
+        out_channels, in_channels, kh, kw = shapes["weight"]
+        return StackedConv2d(replicas, in_channels, out_channels, (kh, kw), attrs["stride"], attrs["padding"],
+                             "bias" in shapes)
+    if node.op in ("batchnorm1d", "batchnorm2d"):
+        (channels,) = shapes["weight"]
+        return StackedBatchNorm(replicas, channels, attrs["eps"], attrs["momentum"])
+    raise ValueError(f"node {node.id!r}: op {node.op!r} has no stacked layer")
+
+
+def stacked_functional(node: Node) -> Callable[..., torch.Tensor]:
+    """The function computing a parameterless node from [R, B, ...] inputs."""
+    op, attrs = node.op, node.attrs
+    if op == "select":
+        index = attrs["index"]
+        return lambda x: x[:, :, index:index + 1]
+    if op == "identity":
+        return lambda x: x
+    if op == "flatten":
+        return lambda x: x.reshape(x.shape[0], x.shape[1], -1)
+    if op == "maxpool2d":
+        return lambda x: _per_image(lambda images: F.max_pool2d(images, attrs["kernel"], attrs["stride"]), x)
+    if op == "avgpool2d":
+        return lambda x: _per_image(lambda images: F.avg_pool2d(images, attrs["kernel"], attrs["stride"]), x)
+    if op == "relu":
+        return F.relu
+    if op == "leaky_relu":
+        return lambda x: F.leaky_relu(x, attrs["slope"])
+    if op == "tanh":
+        return torch.tanh
+    if op == "sigmoid":
+        return torch.sigmoid
+    if op == "softmax":
+        return lambda x: F.softmax(x, dim=2)
+    if op == "log_softmax":
+        return lambda x: F.log_softmax(x, dim=2)
+    if op == "concat":
+        return lambda *xs: torch.cat(xs, dim=2)
+    if op == "add":
+        return lambda a, b: a + b
+    raise ValueError(f"node {node.id!r}: unknown op {op!r}")
+
+
+class StackedGraphModule(ProgramModule):
+    """A Program as one nn.Module over R replicas (see the module docstring).
+
+    Input: `forward(**inputs)` with inputs[name] of shape [R, B, *data shape].
+    Output: dict node id -> [R, B, *node.shape] for every node of `program.outputs`.
+    `generators`: one per replica, for dropout (default: R generators seeded
+    from torch's global RNG).
+    """
+
+    def __init__(self, program: Program, replicas: int, generators: Sequence[torch.Generator] | None = None):
+        super().__init__(program, lambda node: make_stacked_layer(node, replicas), stacked_functional)
+        if generators is None:
+            generators = [torch.Generator().manual_seed(s) for s in torch.randint(0, 2**62, (replicas,)).tolist()]
+        if len(generators) != replicas:
+            raise ValueError(f"expected {replicas} dropout generators (one per replica), got {len(generators)}")
+        self.replicas = replicas
+        self.generators = list(generators)
+
+    def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        return x * torch.stack([dropout_mask(x.shape[1:], p, g, x) for g in self.generators])
