@@ -158,7 +158,8 @@ def _run_options(command):
         click.option("--data-root", type=click.Path(file_okay=False),
                      help="Folder with full MNIST (MNIST/raw/...); default: the 5,000 embedded digits."),
         click.option("--vectorize/--no-vectorize", default=None,
-                     help="Train trials together as replicas of one model (default: chosen by measuring)."),
+                     help="Train trials together as replicas of one model (default: on a GPU always, on the CPU "
+                          "for models under 2 GFLOP a step; see docs/performance.md)."),
         click.option("--max-memory", metavar="SIZE",
                      help="Memory budget, e.g. 8GiB (default: what the device has free); runs that do not "
                           "fit are refused, vectorized trials are chunked to fit."),

@@ -8,9 +8,9 @@ Both backends are built from the same initial state (`initial_state` with the
 generator of trial 0 of `seed`) and fed the same random batch: inputs drawn
 from a standard normal in the data set's shapes, targets random class indices
 encoded for each loss (`minispec.ir.targets.encode`). Everything runs in
-training mode (BatchNorm uses batch statistics and updates its running ones),
-but with every dropout's p set to 0, since the two backends draw their masks
-from different random streams. Compared, tensor by tensor:
+training mode (BatchNorm uses batch statistics and updates its running ones;
+dropout draws its masks, each backend from a generator seeded alike, so both
+draw the same masks). Compared, tensor by tensor:
 
     output:<node>    every loss node's output, training mode, first step
     loss:<i>         every loss value, first step
@@ -45,6 +45,7 @@ import torch
 from minispec.backends.scratch_graph import ScratchModel
 from minispec.backends.torch_nn import TorchModel
 from minispec.backends.weights import initial_state, trial_generator
+from minispec.experiment.seeding import torch_seed
 from minispec.ir.model import Program
 from minispec.ir.targets import encode
 
@@ -138,15 +139,6 @@ def adam_slack(program: Program, grads: list[dict[str, torch.Tensor]], grad_tole
     return slack
 
 
-def without_dropout(program: Program) -> Program:
-    """A copy of `program` with every dropout's p set to 0."""
-    nodes = [
-        node.model_copy(update={"attrs": {**node.attrs, "p": 0.0}}) if node.op == "dropout" else node
-        for node in program.nodes
-    ]
-    return program.model_copy(update={"nodes": nodes})
-
-
 def random_batch(program: Program, batch: int, seed: int, dtype: torch.dtype):
     """Inputs [1, B, *shape] (standard normal) and encoded targets [1, B, ...] of random classes."""
     g = torch.Generator().manual_seed(seed)
@@ -191,14 +183,15 @@ def verify(
     atol = default_atol if atol is None else atol
     step_atol = default_step_atol if step_atol is None else step_atol
     notes = []
-    if any(node.op == "dropout" for node in program.nodes):
-        notes.append("dropout disabled (p = 0) in both backends: their random streams differ")
-        program = without_dropout(program)
     state = initial_state(program, trial_generator(seed, 0), dtype=dtype)
     inputs, targets = random_batch(program, batch, seed, dtype)
 
-    ours = ScratchModel(program, [state], dtype=dtype)
-    reference = TorchModel(program, [{k: v.clone() for k, v in state.items()}], dtype=dtype)
+    def dropout_generators() -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(torch_seed(seed, 0))]
+
+    ours = ScratchModel(program, [state], dtype=dtype, dropout_generators=dropout_generators())
+    reference = TorchModel(program, [{k: v.clone() for k, v in state.items()}], dtype=dtype,
+                           generators=dropout_generators())
     captured: dict[str, dict[str, torch.Tensor]] = {}
 
     def capture(module, args, output) -> None:  # returns None: the output is left as it is

@@ -112,8 +112,8 @@ def run_experiment(
     resume: go on with a folder of the same spec hash, skipping its finished
     trials (without it, a folder holding results is refused). vectorize: train
     trials as replicas of one model, at most `chunk` at a time and as many as
-    fit `max_memory` (default: what the device has free); None: decide by
-    measuring (see `minispec.experiment.planning`), falling back to one trial
+    fit `max_memory` (default: what the device has free); None: decide by the
+    fixed rule of `minispec.experiment.planning`, falling back to one trial
     at a time if the backend refuses several replicas. A run whose single
     trial would not fit the memory budget, or whose files would not fit the
     disk, is refused before anything is allocated.

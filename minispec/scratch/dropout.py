@@ -17,10 +17,12 @@ class Dropout(Module):
         forward:  y = x * mask,  mask = Bernoulli(1 - p) / (1 - p)   (train mode; identity in eval mode)
         backward: dL/dx = g * mask
 
-    Replica k's masks are drawn from `generators[k]` only (`bernoulli_`, as
-    torch's own dropout does, so replica k with a generator seeded s draws the
-    mask F.dropout draws after torch.manual_seed(s) on the CPU). Masks are drawn
-    on the generator's device and copied to the input's device when they differ.
+    Replica k's masks are drawn from `generators[k]` only, into a contiguous
+    [B, ...] tensor on the generator's device (`bernoulli_`, as torch's own
+    dropout does, so replica k with a generator seeded s draws the mask
+    F.dropout draws after torch.manual_seed(s) on the CPU), then copied to the
+    input's device: the masks depend on the generator alone, not on the
+    input's device or memory layout.
     Default generators: R CPU generators seeded from the global generator.
     """
 
@@ -55,12 +57,10 @@ class Dropout(Module):
         if x.shape[0] != self.replicas:
             raise ValueError(f"Dropout built for {self.replicas} replicas got input {list(x.shape)}")
         keep = 1.0 - self.p
-        mask = torch.empty_like(x)
-        for k, gen in enumerate(self._generators):  # one stream per replica
-            if gen.device == x.device:
-                mask[k].bernoulli_(keep, generator=gen)
-            else:
-                mask[k].copy_(torch.empty(x.shape[1:], dtype=x.dtype, device=gen.device).bernoulli_(keep, generator=gen))
+        mask = torch.stack([  # one stream per replica
+            torch.empty(x.shape[1:], dtype=x.dtype, device=gen.device).bernoulli_(keep, generator=gen)
+            for gen in self._generators
+        ]).to(x.device)
         if keep > 0:
             mask.div_(keep)
         else:

@@ -9,7 +9,6 @@ from minispec.backends.scratch_graph import ScratchModel
 from minispec.backends.torch_nn import TorchModel, build_module
 from minispec.backends.torch_nn.model import loss_values
 from minispec.ir.model import Program
-from minispec.verify import without_dropout
 
 from .helpers import batch, program, states
 
@@ -80,8 +79,9 @@ def test_dropout_masks_match_torch_after_manual_seed():
         assert close(ours.train_step(inputs, targets), reference.train_step(inputs, targets))
 
 
-def _torch_gradients(p: Program, state, inputs, targets) -> dict[str, torch.Tensor]:
+def _torch_gradients(p: Program, state, inputs, targets, generator) -> dict[str, torch.Tensor]:
     module = build_module(p, state, dtype=torch.float64)
+    module.dropout_generator = generator
     module.train()
     outputs = module(**{n: x[0] for n, x in inputs.items()})
     values = loss_values(p, outputs, [t[0] for t in targets])
@@ -92,9 +92,9 @@ def _torch_gradients(p: Program, state, inputs, targets) -> dict[str, torch.Tens
 
 @pytest.mark.parametrize("name", ["wsn", "caux", "conv_odd"])
 def test_shared_instance_gradients_accumulate_like_torch(name):
-    p = without_dropout(program(name))  # torch.nn draws its masks from another stream
+    p = program(name)
     init = states(p, [0])[0]
-    model = ScratchModel(p, [dict(init)], dtype=torch.float64)
+    model = ScratchModel(p, [dict(init)], dtype=torch.float64, dropout_generators=gens([7]))
     users = {}
     for node in p.nodes:
         if node.weights is not None:
@@ -111,11 +111,12 @@ def test_shared_instance_gradients_accumulate_like_torch(name):
     model.forward(inputs)
     model.backward(targets)
     ours = model.gradients(0)
-    reference = _torch_gradients(p, init, inputs, targets)
+    reference = _torch_gradients(p, init, inputs, targets, gens([7])[0])  # the same dropout masks
     assert ours.keys() == reference.keys()
     for name_ in reference:
         assert close(ours[name_], reference[name_]), name_
     # backward accumulates (+=): a second backward without zero_grad doubles every gradient
+    model.dropout_generators[0].manual_seed(7)  # the same dropout masks again
     model.forward(inputs)
     model.backward(targets)
     again = model.gradients(0)
