@@ -15,7 +15,7 @@ class ReLU(Module):
 
     The backward is one fused elementwise pass, ATen's `threshold_backward`
     (g where y > 0, else 0): `torch.where(y > 0, g, 0)` computes the same in
-    two passes and a boolean mask, 10 to 25 times slower on feature maps.
+    two passes through a boolean mask, several times slower on feature maps.
     """
 
     _cache = ("_y",)

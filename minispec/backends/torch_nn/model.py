@@ -32,9 +32,9 @@ def make_optimizer(spec: Optimizer, params: Iterable[torch.nn.Parameter]) -> tor
     adam(lr, beta1, beta2, eps, weight_decay) -> Adam(lr, betas=(beta1, beta2), eps, weight_decay)
     adadelta(lr, rho, eps, weight_decay)     -> Adadelta(lr, rho, eps, weight_decay)
 
-    SGD and Adam use torch's fused kernels (one kernel for every parameter: the
-    same update rule, a fifth less time per step on the small specs, measured
-    in docs/performance.md); Adadelta has none.
+    SGD and Adam use torch's fused kernels (one kernel for every parameter, the
+    same update rule): on small specs the optimizer's per-parameter kernels
+    are a good part of a step (docs/performance.md). Adadelta has none.
     """
     o = spec.options
     if spec.kind == "sgd":
