@@ -46,20 +46,26 @@ def make_layer(node: Node) -> nn.Module:
     raise ValueError(f"node {node.id!r}: op {node.op!r} has no torch.nn layer")
 
 
-def functional(node: Node) -> Callable[..., torch.Tensor]:
-    """The function computing a parameterless node from its input tensors ([B, ...] each)."""
-    op, attrs = node.op, node.attrs
+def functional(node: Node, sample_axis: int = 1,
+               per_image: Callable[[Callable], Callable] = lambda fn: fn) -> Callable[..., torch.Tensor]:
+    """The function computing a parameterless node from its input tensors.
+
+    Inputs are [B, ...] (`sample_axis` 1, the default) or [R, B, ...] (2: the
+    stacked lowering); `per_image` adapts an image-wise op (pooling) to the
+    layout of the inputs.
+    """
+    op, attrs, axis = node.op, node.attrs, sample_axis
     if op == "select":
         index = attrs["index"]
-        return lambda x: x[:, index:index + 1]
+        return lambda x: x.narrow(axis, index, 1)
     if op == "identity":
         return lambda x: x
     if op == "flatten":
-        return lambda x: torch.flatten(x, 1)
+        return lambda x: torch.flatten(x, axis)
     if op == "maxpool2d":
-        return lambda x: F.max_pool2d(x, attrs["kernel"], attrs["stride"])
+        return per_image(lambda x: F.max_pool2d(x, attrs["kernel"], attrs["stride"]))
     if op == "avgpool2d":
-        return lambda x: F.avg_pool2d(x, attrs["kernel"], attrs["stride"])
+        return per_image(lambda x: F.avg_pool2d(x, attrs["kernel"], attrs["stride"]))
     if op == "relu":
         return F.relu
     if op == "leaky_relu":
@@ -69,11 +75,11 @@ def functional(node: Node) -> Callable[..., torch.Tensor]:
     if op == "sigmoid":
         return torch.sigmoid
     if op == "softmax":
-        return lambda x: F.softmax(x, dim=1)
+        return lambda x: F.softmax(x, dim=axis)
     if op == "log_softmax":
-        return lambda x: F.log_softmax(x, dim=1)
+        return lambda x: F.log_softmax(x, dim=axis)
     if op == "concat":
-        return lambda *xs: torch.cat(xs, dim=1)
+        return lambda *xs: torch.cat(xs, dim=axis)
     if op == "add":
         return lambda a, b: a + b
     raise ValueError(f"node {node.id!r}: unknown op {op!r}")

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minispec.backends.torch_nn.module import ProgramModule, dropout_mask
+from minispec.backends.torch_nn.module import ProgramModule, dropout_mask, functional
 from minispec.ir.model import Node, Program
 
 
@@ -129,35 +129,7 @@ def make_stacked_layer(node: Node, replicas: int) -> nn.Module:
 
 def stacked_functional(node: Node) -> Callable[..., torch.Tensor]:
     """The function computing a parameterless node from [R, B, ...] inputs."""
-    op, attrs = node.op, node.attrs
-    if op == "select":
-        index = attrs["index"]
-        return lambda x: x[:, :, index:index + 1]
-    if op == "identity":
-        return lambda x: x
-    if op == "flatten":
-        return lambda x: x.reshape(x.shape[0], x.shape[1], -1)
-    if op == "maxpool2d":
-        return lambda x: _per_image(lambda images: F.max_pool2d(images, attrs["kernel"], attrs["stride"]), x)
-    if op == "avgpool2d":
-        return lambda x: _per_image(lambda images: F.avg_pool2d(images, attrs["kernel"], attrs["stride"]), x)
-    if op == "relu":
-        return F.relu
-    if op == "leaky_relu":
-        return lambda x: F.leaky_relu(x, attrs["slope"])
-    if op == "tanh":
-        return torch.tanh
-    if op == "sigmoid":
-        return torch.sigmoid
-    if op == "softmax":
-        return lambda x: F.softmax(x, dim=2)
-    if op == "log_softmax":
-        return lambda x: F.log_softmax(x, dim=2)
-    if op == "concat":
-        return lambda *xs: torch.cat(xs, dim=2)
-    if op == "add":
-        return lambda a, b: a + b
-    raise ValueError(f"node {node.id!r}: unknown op {op!r}")
+    return functional(node, sample_axis=2, per_image=lambda fn: lambda x: _per_image(fn, x))
 
 
 class StackedGraphModule(ProgramModule):
