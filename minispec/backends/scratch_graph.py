@@ -30,6 +30,7 @@ import torch
 
 from minispec import scratch
 from minispec.ir.model import BUFFER_NAMES, PARAMETER_NAMES, Loss, Node, Program
+from minispec.masks import seeded_generators
 from minispec.scratch.module import Module
 
 
@@ -215,8 +216,8 @@ class ScratchModel:
         self.device = torch.device(device)
         self.dtype = dtype
         if dropout_generators is None:
-            seeds = torch.randint(0, 2**62, (R,)).tolist() if any(n.op == "dropout" for n in program.nodes) else [0] * R
-            dropout_generators = [torch.Generator().manual_seed(s) for s in seeds]
+            has_dropout = any(n.op == "dropout" for n in program.nodes)
+            dropout_generators = seeded_generators(R) if has_dropout else [torch.Generator()] * R
         if len(dropout_generators) != R:
             raise ValueError(f"expected {R} dropout generators (one per replica), got {len(dropout_generators)}")
         self.dropout_generators = list(dropout_generators)

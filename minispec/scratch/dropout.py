@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from minispec.masks import replica_masks, seeded_generators
 from minispec.scratch.module import Module
 
 
@@ -17,12 +18,10 @@ class Dropout(Module):
         forward:  y = x * mask,  mask = Bernoulli(1 - p) / (1 - p)   (train mode; identity in eval mode)
         backward: dL/dx = g * mask
 
-    Replica k's masks are drawn from `generators[k]` only, into a contiguous
-    [B, ...] tensor on the generator's device (`bernoulli_`, as torch's own
-    dropout does, so replica k with a generator seeded s draws the mask
-    F.dropout draws after torch.manual_seed(s) on the CPU), then copied to the
-    input's device: the masks depend on the generator alone, not on the
-    input's device or memory layout.
+    Replica k's masks are drawn from `generators[k]` only, by
+    `minispec.masks.dropout_mask` (as torch's own dropout does: replica k with
+    a generator seeded s draws the mask F.dropout draws after
+    torch.manual_seed(s) on the CPU), the same draw as the torch backend's.
     Default generators: R CPU generators seeded from the global generator.
     """
 
@@ -33,10 +32,7 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability must be in [0, 1], got {p}")
         self.p, self.replicas = p, replicas
-        if generators is None:
-            seeds = torch.randint(0, 2**62, (replicas,)).tolist()
-            generators = [torch.Generator().manual_seed(s) for s in seeds]
-        self.generators = generators
+        self.generators = seeded_generators(replicas) if generators is None else generators
         self._mask: torch.Tensor | None = None
 
     @property
@@ -56,17 +52,8 @@ class Dropout(Module):
             return x
         if x.shape[0] != self.replicas:
             raise ValueError(f"Dropout built for {self.replicas} replicas got input {list(x.shape)}")
-        keep = 1.0 - self.p
-        mask = torch.stack([  # one stream per replica
-            torch.empty(x.shape[1:], dtype=x.dtype, device=gen.device).bernoulli_(keep, generator=gen)
-            for gen in self._generators
-        ]).to(x.device)
-        if keep > 0:
-            mask.div_(keep)
-        else:
-            mask.zero_()
-        self._mask = mask
-        return x * mask
+        self._mask = replica_masks(x, self.p, self._generators)  # one stream per replica
+        return x * self._mask
 
     def backward(self, grad: torch.Tensor) -> torch.Tensor:
         return grad if self._mask is None else grad * self._mask

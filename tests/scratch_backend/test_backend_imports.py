@@ -10,7 +10,8 @@ import minispec.backends.scratch_graph
 
 FILE = Path(minispec.backends.scratch_graph.__file__)
 FORBIDDEN = ("torch.nn", "torch.autograd", "torch.func", "torch.optim")
-ALLOWED_MINISPEC = ("minispec.scratch", "minispec.ir", "minispec.backends.base", "minispec.backends.weights", "minispec.init")
+ALLOWED_MINISPEC = ("minispec.scratch", "minispec.ir", "minispec.backends.base", "minispec.backends.weights", "minispec.init",
+                    "minispec.masks")
 
 
 def _forbidden(name: str) -> bool:

@@ -9,7 +9,7 @@ shares the loss and optimizer helpers below.
 Randomness: the initial weights are the given states (see
 `minispec.backends.weights.initial_state`); dropout masks come from the
 trial's own generator when one is given (the runner gives one, seeded
-`torch_seed(seed, trial)`), drawn as `module.dropout_mask` says, so a trial
+`torch_seed(seed, trial)`), drawn as `minispec.masks` says, so a trial
 draws the same masks alone as beside others in a vectorized chunk; without
 one, from torch's global RNG.
 """

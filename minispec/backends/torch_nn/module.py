@@ -17,13 +17,14 @@ Parameterless ops are functional calls in `forward`. Inputs are [B, *shape];
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from minispec.backends.weights import initial_state
+from minispec.masks import dropout_mask
 from minispec.ir.model import Node, Program
 
 
@@ -85,20 +86,6 @@ def functional(node: Node, sample_axis: int = 1,
     raise ValueError(f"node {node.id!r}: unknown op {op!r}")
 
 
-def dropout_mask(shape: Sequence[int], p: float, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-    """An inverted-dropout mask, Bernoulli(1 - p) / (1 - p), of `shape`.
-
-    Drawn from `generator` on the generator's device as ATen's CPU dropout
-    draws its noise (`bernoulli_`, then `div_`), then moved to `like`'s device:
-    a trial's masks depend on its generator only, not on the device, nor on
-    how many replicas are computed beside it.
-    """
-    keep = 1.0 - p
-    mask = torch.empty(tuple(shape), dtype=like.dtype, device=generator.device).bernoulli_(keep, generator=generator)
-    mask = mask.div_(keep) if keep > 0 else mask.zero_()
-    return mask.to(like.device)
-
-
 class ProgramModule(nn.Module):
     """What both lowerings share: one layer per parameter set, registered under
     its `weights` key, and the graph run in node order in `forward`.
@@ -154,7 +141,7 @@ class GraphModule(ProgramModule):
 
     Input: `forward(**inputs)` with inputs[name] of shape [B, *data shape].
     Output: dict node id -> [B, *node.shape] for every node of `program.outputs`.
-    Dropout draws from `dropout_generator` when one is set (see `dropout_mask`),
+    Dropout draws from `dropout_generator` when one is set (see `minispec.masks`),
     otherwise from torch's global RNG through F.dropout.
     """
 

@@ -9,7 +9,7 @@ too, `[R, B, *node.shape]`; each layer computes all replicas in one call:
     conv2d       a grouped convolution, groups = R   [B, R*C, H, W] -> [B, R*O, Ho, Wo]
     batchnorm    F.batch_norm over R*C channels      running statistics are views of [R, C] buffers
     pooling      over the R*B images
-    dropout      replica k's mask from generator k   (`dropout_mask`, as a lone trial draws it)
+    dropout      replica k's mask from generator k   (`minispec.masks`, as a lone trial draws it)
 
 Replica k of the module therefore computes what `GraphModule` computes from
 replica k's weights, and autograd gives replica k's slice of a parameter the
@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minispec.backends.torch_nn.module import ProgramModule, dropout_mask, functional
+from minispec.backends.torch_nn.module import ProgramModule, functional
 from minispec.ir.model import Node, Program
+from minispec.masks import replica_masks, seeded_generators
 
 
 def _merge_channels(x: torch.Tensor) -> torch.Tensor:
@@ -137,18 +138,17 @@ class StackedGraphModule(ProgramModule):
 
     Input: `forward(**inputs)` with inputs[name] of shape [R, B, *data shape].
     Output: dict node id -> [R, B, *node.shape] for every node of `program.outputs`.
-    `generators`: one per replica, for dropout (default: R generators seeded
-    from torch's global RNG).
+    `generators`: one per replica, for dropout (default: `seeded_generators`).
     """
 
     def __init__(self, program: Program, replicas: int, generators: Sequence[torch.Generator] | None = None):
         super().__init__(program, lambda node: make_stacked_layer(node, replicas), stacked_functional)
         if generators is None:
-            generators = [torch.Generator().manual_seed(s) for s in torch.randint(0, 2**62, (replicas,)).tolist()]
+            generators = seeded_generators(replicas) if self._dropout else [torch.Generator()] * replicas
         if len(generators) != replicas:
             raise ValueError(f"expected {replicas} dropout generators (one per replica), got {len(generators)}")
         self.replicas = replicas
         self.generators = list(generators)
 
     def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        return x * torch.stack([dropout_mask(x.shape[1:], p, g, x) for g in self.generators])
+        return x * replica_masks(x, p, self.generators)
