@@ -211,7 +211,7 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
     from minispec.experiment.compare import default_run_folder
     from minispec.experiment.progress import TqdmProgress
     from minispec.experiment.runner import run_experiment
-    from minispec.experiment.stats import format_table, summary_table
+    from minispec.experiment.tables import format_table, summary_table
 
     program = compile_file(spec, overrides, include_roots)
     torch_device = resolve_device(device)
@@ -230,8 +230,8 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
         sys.exit(130)
     progress.close()
     click.echo(format_table(summary_table([result])))
-    if result.summary.get("trials_diverged"):
-        click.echo(result.summary["note"])
+    if result.summary.trials_diverged:
+        click.echo(result.summary.note)
     click.echo(f"run folder: {folder}  (curves.png, curves.csv, summary.json, weights/)")
 
 

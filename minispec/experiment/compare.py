@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -24,7 +23,7 @@ from minispec.errors import MinispecError
 from minispec.experiment import events as ev
 from minispec.experiment.folder import RunResult, load_run, program_hash, read_hash
 from minispec.experiment.runner import BackendFactory, run_experiment, with_overrides
-from minispec.experiment.stats import format_table, summary_table
+from minispec.experiment.tables import TableRow, format_table, summary_table
 from minispec.ir.model import Program
 
 
@@ -33,7 +32,7 @@ class Comparison:
     """The runs (in the programs' order), their table rows, and the overlay plot."""
 
     results: list[RunResult]
-    rows: list[dict[str, Any]]
+    rows: list[TableRow]
     plot: Path | None
 
     def table(self) -> str:
@@ -107,7 +106,7 @@ def compare(
     rows = summary_table(results)
     plot = None
     if results:
-        from minispec.render.curves import plot_curves
+        from minispec.experiment.plots import plot_curves
 
         plot = plot_curves(results, Path(plot_path) if plot_path else Path(runs_root) / "compare.png",
                            metric=metric, train=len(results) <= 2)
@@ -120,7 +119,7 @@ def _complete(folder: Path, program: Program) -> bool:
     if not summary_path.exists() or read_hash(folder) != program_hash(program):
         return False
     summary = load_run(folder).summary
-    return bool(summary.get("complete")) and summary.get("trials_planned") == program.train.trials
+    return summary.complete and summary.trials_planned == program.train.trials
 
 
 def _free_folder(base: Path) -> Path:

@@ -15,7 +15,7 @@ from minispec import data as datasets
 from minispec.backends import make_model
 from minispec.backends.checkpoint import load_metadata, load_state
 from minispec.errors import MinispecError
-from minispec.experiment.runner import _evaluate, _on_device, head_names
+from minispec.experiment.training import evaluate, head_names, on_device
 from minispec.experiment.seeding import data_seed
 from minispec.ir.model import Program
 
@@ -42,8 +42,8 @@ def evaluate_weights(
     model = make_model(backend, program, [state], device=device)
     draw = datasets.stack([datasets.load(program.data.name, dict(program.data.options),
                                          seed=data_seed(program.train.seed, trial), root=data_root)])
-    splits = {name: _on_device(program, split, device) for name, split in (("train", draw.train), ("test", draw.test))}
-    results = _evaluate(model, program, splits, 1)
+    splits = {name: on_device(program, split, device) for name, split in (("train", draw.train), ("test", draw.test))}
+    results = evaluate(model, program, splits, 1)
     heads = head_names(program)
     return {
         "trial": trial,

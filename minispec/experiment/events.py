@@ -18,9 +18,10 @@ from there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from minispec.experiment.records import RunSummary
 
 
 @dataclass(frozen=True)
@@ -85,4 +86,4 @@ class TrialFinished(Event):
 @dataclass(frozen=True)
 class RunFinished(Event):
     folder: Path
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: RunSummary

@@ -1,17 +1,25 @@
-"""The run folder: what a run leaves on disk, written so a kill never corrupts it.
+"""The run folder: what a run leaves on disk, written by one writer so a kill never corrupts it.
 
     program.json                the resolved IR (`Program.model_dump_json`)
     spec_hash.txt               program_hash(program): identifies the experiment
-    trials/trial_000.json       one trial: seeds, per-evaluation records, final errors
+    run.json                    RunConfig: chunking and threads, fixed by the first start
+    trials/trial_000.json       TrialRecord: seeds, per-evaluation points, final errors
     weights/trial_000.safetensors  its final state (canonical names), spec hash in the metadata
-    summary.json                statistics over the finished trials (rewritten after each)
+    summary.json                RunSummary over the finished trials (rewritten after each)
     curves.csv                  one row per trial x evaluation point
     curves.png                  mean ± std of the error over trials per epoch
+    .lock                       held (flock) by the one process writing the folder
+
+    folder = RunFolder.open(path, program, resume=False)   # checks, locks
+    folder.start(config)                                      # program.json, spec_hash.txt, run.json
+    folder.save_trial(record, state)                          # weights first, then the record
+    result = folder.finish()                                  # summary, curves.csv, curves.png; unlocks
 
 Every file is written to a temporary name in the same folder and moved into
 place with `os.replace`, so a reader sees either the old or the new file,
 never half of one. A trial's JSON is written after its weights: its presence
-is what marks the trial finished.
+is what marks the trial finished, and only finished trials make a folder
+"hold a run" (a start that failed before its first trial blocks nothing).
 """
 
 from __future__ import annotations
@@ -20,18 +28,20 @@ import csv
 import hashlib
 import io
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from minispec.errors import MinispecError
-from minispec.experiment import stats
+from minispec.experiment.records import RunConfig, RunSummary, TrialRecord, summarize
 from minispec.ir.model import Program
 
 TRIALS = "trials"
 WEIGHTS = "weights"
+LOCK = ".lock"
 
 
 def program_hash(program: Program) -> str:
@@ -42,10 +52,18 @@ def program_hash(program: Program) -> str:
     because trial k's numbers do not depend on how many trials there are: a
     run of 5 trials can be resumed to 10 under the same hash.
     """
+    return hashlib.sha256(_hashed_text(program).encode("utf-8")).hexdigest()
+
+
+def hashed_settings(program: Program) -> dict[str, Any]:
+    """What `program_hash` hashes, as nested data (to name what differs between two specs)."""
     data = program.model_dump(mode="json", exclude={"source"})
     data["train"].pop("trials", None)
-    text = json.dumps(_strip_spans(data), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return _strip_spans(data)
+
+
+def _hashed_text(program: Program) -> str:
+    return json.dumps(hashed_settings(program), sort_keys=True, separators=(",", ":"))
 
 
 def _strip_spans(value: Any) -> Any:
@@ -66,49 +84,44 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     mode = "wb" if isinstance(data, bytes) else "w"
-    with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""})) as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""})) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def dump_json(value: Any) -> str:
-    """JSON with non-finite floats written as null (strict JSON has no NaN)."""
-    return json.dumps(_finite(value), indent=1) + "\n"
-
-
-def dump_trial(trial: dict[str, Any]) -> str:
-    """A trial's JSON: the header indented, then one compact line per record
-    (long runs have many records; this keeps files small and still diffable)."""
-    records = _finite(trial.get("records", []))
-    header = dump_json({**trial, "records": "\0records"}).rstrip("\n")
+def dump_trial(trial: TrialRecord) -> str:
+    """A trial's JSON: the header indented, then one compact line per point
+    (long runs have many points; this keeps files small and still diffable)."""
+    data = trial.model_dump(mode="json")
+    records = data.pop("records")
+    header = json.dumps({**data, "records": "\0records"}, indent=1)
     lines = ",\n".join("  " + json.dumps(record, separators=(",", ":")) for record in records)
     return header.replace('"\\u0000records"', "[\n" + lines + "\n ]" if records else "[]") + "\n"
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
+def _dump(model) -> str:
+    return model.model_dump_json(indent=1) + "\n"
 
 
-def _read_json(path: Path) -> Any:
+def _read(path: Path, model):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise MinispecError(f"cannot read {path}: {error}", hint="the run folder is damaged; start again with another --out") from None
+        return model.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError) as error:
+        reason = error.strerror if isinstance(error, OSError) else f"{error.error_count()} field(s) do not fit"
+        raise MinispecError(f"cannot read {path}: {reason}",
+                            hint="the run folder is damaged or was written by another version; "
+                                 "start again with another --out") from None
 
 
 def read_hash(folder: Path) -> str | None:
     path = Path(folder) / "spec_hash.txt"
-    return path.read_text(encoding="utf-8").strip() if path.exists() else None
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
 def trial_files(folder: Path) -> dict[int, Path]:
@@ -123,14 +136,18 @@ def trial_files(folder: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def read_trials(folder: Path) -> dict[int, dict[str, Any]]:
-    return {k: _read_json(path) for k, path in trial_files(folder).items()}
+def read_trials(folder: Path) -> dict[int, TrialRecord]:
+    return {k: _read(path, TrialRecord) for k, path in trial_files(folder).items()}
 
 
 def holds_run(folder: Path) -> bool:
-    """Whether a folder already holds results of a run (finished trials or a summary)."""
-    folder = Path(folder)
-    return bool(trial_files(folder)) or (folder / "summary.json").exists()
+    """Whether a folder holds results of a run: at least one finished trial."""
+    return bool(trial_files(folder))
+
+
+def read_config(folder: Path) -> RunConfig | None:
+    path = Path(folder) / "run.json"
+    return _read(path, RunConfig) if path.is_file() else None
 
 
 def remove_stale_temporaries(folder: Path) -> None:
@@ -141,75 +158,9 @@ def remove_stale_temporaries(folder: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
-# ---------------------------------------------------------------- summaries
-
-
-def summarize(program: Program, spec_hash: str, trials: dict[int, dict[str, Any]], planned: int) -> dict[str, Any]:
-    """Statistics over the finished trials 0..planned-1 (diverged ones counted apart)."""
-    considered = [trials[k] for k in sorted(trials) if k < planned]
-    good = [t for t in considered if not t["diverged"] and t.get("final")]
-    diverged = [t["trial"] for t in considered if t["diverged"]]
-    test = [t["final"]["test_error"] for t in good]
-    train = [t["final"]["train_error"] for t in good]
-    heads = {}
-    for head in (considered[0]["heads"] if considered else []):
-        head_test = [t["final"]["test_errors"][head] for t in good]
-        head_train = [t["final"]["train_errors"][head] for t in good]
-        heads[head] = {"test_error": _spread(head_test), "train_error": _spread(head_train)}
-    best = min(good, key=lambda t: (t["final"]["test_error"], t["trial"]), default=None)
-    worst = max(good, key=lambda t: (t["final"]["test_error"], -t["trial"]), default=None)
-    chunks = {tuple(t["chunk"]): t["wall_time"] for t in considered}
-    wall = math.fsum(chunks.values())
-    note = f"statistics over {len(good)} trial(s)"
-    if diverged:
-        note += f"; {len(diverged)} diverged trial(s) left out: {', '.join(map(str, diverged))}"
-    if len(considered) < planned:
-        note += f"; {planned - len(considered)} of {planned} planned trial(s) not finished"
-    error = _spread(test)
-    return {
-        "spec": program.name,
-        "source": program.source,
-        "spec_hash": spec_hash,
-        "report": program.train.report,
-        "heads": heads,
-        "trials_planned": planned,
-        "trials_finished": len(considered),
-        "trials_diverged": len(diverged),
-        "diverged": diverged,
-        "complete": len(considered) == planned,
-        "note": note,
-        "epochs": program.train.epochs,
-        "test_error": error,
-        "train_error": _spread(train),
-        "accuracy": {
-            "mean": None if error["mean"] is None else 1.0 - error["mean"],
-            "std": error["std"],
-            "n": error["n"],
-        },
-        "best": None if best is None else {"trial": best["trial"], "test_error": best["final"]["test_error"]},
-        "worst": None if worst is None else {"trial": worst["trial"], "test_error": worst["final"]["test_error"]},
-        "params": program.total_params,
-        "wall_time": wall,
-        "seconds_per_trial": wall / len(considered) if considered else None,
-        "backend": _joined(t["backend"] for t in considered),
-        "device": _joined(t["device"] for t in considered),
-        "data_source": _joined(t["data_source"] for t in considered),
-    }
-
-
-def _spread(values: list[float]) -> dict[str, Any]:
-    return {"mean": stats.mean(values), "std": stats.std(values), "n": len(values)}
-
-
-def _joined(values) -> str | None:
-    distinct = list(dict.fromkeys(values))
-    return "; ".join(distinct) if distinct else None
-
-
-def curves_csv(trials: dict[int, dict[str, Any]], planned: int) -> str:
+def curves_csv(trials: list[TrialRecord]) -> str:
     """One row per trial x evaluation point; per-head columns after the main ones."""
-    considered = [trials[k] for k in sorted(trials) if k < planned]
-    heads = considered[0]["heads"] if considered else []
+    heads = trials[0].heads if trials else []
     columns = ["trial", "epoch", "step", "lr", "train_loss", "test_loss", "train_error", "test_error"]
     for head in heads:
         columns += [f"loss_{head}", f"train_error_{head}", f"test_error_{head}"]
@@ -217,14 +168,14 @@ def curves_csv(trials: dict[int, dict[str, Any]], planned: int) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    for trial in considered:
-        for record in trial["records"]:
-            row = [trial["trial"], record["epoch"], record["step"], record["lr"], record["train_loss"],
-                   record["test_loss"], record["train_error"], record["test_error"]]
+    for trial in trials:
+        for point in trial.records:
+            row = [trial.trial, point.epoch, point.step, point.lr, point.train_loss, point.test_loss,
+                   point.train_error, point.test_error]
             for head in heads:
-                row += [record["losses"].get(head), (record["train_errors"] or {}).get(head),
-                        (record["test_errors"] or {}).get(head)]
-            row += [record["wall_time"], int(record["diverged"])]
+                row += [point.losses.get(head), (point.train_errors or {}).get(head),
+                        (point.test_errors or {}).get(head)]
+            row += [point.wall_time, int(point.diverged)]
             writer.writerow(["" if value is None else value for value in row])
     return buffer.getvalue()
 
@@ -234,31 +185,223 @@ def curves_csv(trials: dict[int, dict[str, Any]], planned: int) -> str:
 
 @dataclass
 class RunResult:
-    """What a run produced: its folder, the summary, the per-trial records (as in
-    `trials/*.json`, trial order), and the resolved program."""
+    """What a run produced: its folder, the summary, the finished trials (trial
+    order, as in `trials/*.json`), and the resolved program."""
 
     folder: Path
-    summary: dict[str, Any]
-    trials: list[dict[str, Any]] = field(default_factory=list)
+    summary: RunSummary
+    trials: list[TrialRecord] = field(default_factory=list)
     program: Program | None = None
 
     @property
     def spec(self) -> str:
-        return self.summary.get("spec") or (self.program.name if self.program else self.folder.name)
+        return self.summary.spec
+
+    def final_errors(self) -> list[float]:
+        """Final test error of every finished, non-diverged trial, in trial order."""
+        return [t.final.test_error for t in self.trials if t.finished_well]
 
 
 def load_run(folder: str | Path) -> RunResult:
     """Read a run folder (finished or partial) back into a RunResult."""
     folder = Path(folder)
-    if not (folder / "summary.json").exists():
+    if not (folder / "summary.json").is_file():
         raise MinispecError(f"{folder} holds no run (no summary.json)", hint="run `minispec run SPEC --out FOLDER` first")
-    summary = _read_json(folder / "summary.json")
-    program = None
-    if (folder / "program.json").exists():
-        try:
-            program = Program.model_validate_json((folder / "program.json").read_text(encoding="utf-8"))
-        except ValueError as error:
-            raise MinispecError(f"cannot read {folder / 'program.json'}: {error}") from None
-    planned = summary.get("trials_planned")
-    trials = [t for k, t in read_trials(folder).items() if planned is None or k < planned]
+    summary = _read(folder / "summary.json", RunSummary)
+    program = _read(folder / "program.json", Program) if (folder / "program.json").is_file() else None
+    trials = [t for k, t in read_trials(folder).items() if k < summary.trials_planned]
     return RunResult(folder=folder, summary=summary, trials=trials, program=program)
+
+
+# ---------------------------------------------------------------- the one writer
+
+
+class RunFolder:
+    """A run folder opened for writing by this process, and the only writer of its files.
+
+    `open` checks that the folder may be written and takes its lock (a second
+    run into it is refused while this one lives; the lock dies with the
+    process, even by SIGKILL); on resume it reads the finished trials.
+    `start` records the program and the run's configuration; `save_trial`
+    writes one trial (weights first, then its record, then the summary);
+    `finish` writes the summary and the curves and releases the lock.
+    """
+
+    def __init__(self, path: Path, program: Program, spec_hash: str, finished: dict[int, TrialRecord],
+                 config: RunConfig | None, lock: int):
+        self.path = path
+        self.program = program
+        self.spec_hash = spec_hash
+        self.finished = finished  # trial -> its record without points (what summaries need)
+        self.config = config  # recorded by an earlier start that finished trials, else None
+        self._lock = lock
+
+    @classmethod
+    def open(cls, path: str | Path, program: Program, *, resume: bool = False) -> "RunFolder":
+        """Open `path` for a run of `program` (`resume`: go on with its finished trials).
+
+        Raises MinispecError when the path cannot be a folder, another process
+        writes it, it holds a run and `resume` is not set, or it holds a run of
+        another spec hash."""
+        path = Path(path)
+        spec_hash = program_hash(program)
+        created = _make_folder(path)
+        lock = _lock(path)
+        try:
+            finished, config = _read_finished(path, spec_hash, resume)
+        except BaseException:
+            _unlock(lock)
+            if created:
+                _remove_empty(path)
+            raise
+        return cls(path, program, spec_hash, finished, config, lock)
+
+    @property
+    def planned(self) -> int:
+        return self.program.train.trials
+
+    def start(self, config: RunConfig) -> None:
+        """Record the program, its hash and how the trials are trained; write a summary."""
+        self._write("program.json", self.program.model_dump_json(indent=1) + "\n")
+        self._write("spec_hash.txt", self.spec_hash + "\n")
+        self._write("run.json", _dump(config))
+        self.config = config
+        self._write("summary.json", _dump(self.summary()))
+
+    def save_trial(self, record: TrialRecord, state: dict | None) -> RunSummary:
+        """Write one finished trial: its weights (none when it diverged), then its
+        record (which marks it finished), then the summary. Returns the summary."""
+        from minispec.backends.checkpoint import save_state
+
+        k = record.trial
+        if state is not None:
+            self._guard(lambda: save_state(self.path / WEIGHTS / f"{trial_name(k)}.safetensors", state,
+                                           {"spec_hash": self.spec_hash, "spec": self.program.name, "trial": str(k)}))
+        self._write(f"{TRIALS}/{trial_name(k)}.json", dump_trial(record))
+        self.finished[k] = record.header()
+        summary = self.summary()
+        self._write("summary.json", _dump(summary))
+        return summary
+
+    def summary(self) -> RunSummary:
+        program = self.program
+        return summarize(program.name, program.source, program.train.report, program.train.epochs,
+                         program.total_params, self.spec_hash, self.finished, self.planned)
+
+    def finish(self) -> RunResult:
+        """Write the final summary, curves.csv and curves.png; release the lock."""
+        from minispec.experiment.plots import plot_curves
+
+        self._write("summary.json", _dump(self.summary()))
+        run = load_run(self.path)
+        self._write("curves.csv", curves_csv(run.trials))
+        self._guard(lambda: plot_curves([run], self.path / "curves.png"))
+        self.close()
+        return run
+
+    def close(self) -> None:
+        """Release the lock (idempotent)."""
+        if self._lock >= 0:
+            _unlock(self._lock)
+            self._lock = -1
+
+    def __enter__(self) -> "RunFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _write(self, name: str, text: str) -> None:
+        self._guard(lambda: write_atomic(self.path / name, text))
+
+    def _guard(self, write) -> None:
+        """Run a write; turn the file system's refusals into one clear error."""
+        try:
+            write()
+        except OSError as error:
+            raise _write_error(self.path, error) from None
+
+
+def _write_error(path: Path, error: OSError) -> MinispecError:
+    import errno
+
+    if not path.is_dir():
+        return MinispecError(f"the run folder {path} was removed while the run was writing it",
+                             hint="finished trials written before are lost; start again with --out")
+    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+              errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}.get(
+        error.errno, error.strerror or str(error))
+    return MinispecError(f"cannot write into {path}: {reason}",
+                         hint=f"free some space and go on with --resume --out {path}: finished trials are kept")
+
+
+def _make_folder(path: Path) -> bool:
+    """Make `path` a folder (with parents); True when it was created here."""
+    if path.exists() and not path.is_dir():
+        raise MinispecError(f"{path} exists and is not a folder", hint="choose another --out")
+    if path.is_dir():
+        return False
+    try:
+        path.mkdir(parents=True)
+    except OSError as error:
+        raise MinispecError(f"cannot create the run folder {path}: {error.strerror or error}",
+                            hint="choose another --out, in a folder you can write") from None
+    return True
+
+
+def _remove_empty(path: Path) -> None:
+    (path / LOCK).unlink(missing_ok=True)
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def _lock(path: Path) -> int:
+    import fcntl
+
+    try:
+        handle = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise MinispecError(f"cannot write into {path}: {error.strerror or error}",
+                            hint="choose another --out, in a folder you can write") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(handle)
+        raise MinispecError(f"another minispec run is writing into {path}",
+                            hint="wait for it to end, or choose another --out") from None
+    return handle
+
+
+def _unlock(handle: int) -> None:
+    os.close(handle)  # closing the descriptor releases the flock
+
+
+def _read_finished(path: Path, spec_hash: str, resume: bool) -> tuple[dict[int, TrialRecord], RunConfig | None]:
+    """The finished trials of `path` (their records without points) and its config, checked."""
+    if holds_run(path) and not resume:
+        raise MinispecError(
+            f"{path} already holds a run",
+            hint="pass --resume to go on with it, or choose another --out (nothing is ever overwritten)",
+        )
+    if not resume or not holds_run(path):
+        return {}, None
+    found = read_hash(path)
+    if found is None:
+        raise MinispecError(f"{path} holds trials but no spec_hash.txt", hint="it is not a minispec run folder; choose another --out")
+    if found != spec_hash:
+        raise MinispecError(
+            f"cannot resume {path}: it was run with spec hash {found[:12]}…, this spec has {spec_hash[:12]}…",
+            hint="the spec (or --set, --epochs) changed since; resume with the same spec, or choose another --out",
+        )
+    remove_stale_temporaries(path)
+    trials = {k: trial.header() for k, trial in read_trials(path).items()}
+    for k, trial in trials.items():
+        if trial.spec_hash != spec_hash:
+            raise MinispecError(
+                f"cannot resume {path}: trial {k} was run with spec hash {trial.spec_hash[:12]}…, "
+                f"this spec has {spec_hash[:12]}…",
+                hint="choose another --out",
+            )
+    return trials, read_config(path)

@@ -42,6 +42,7 @@ class Plan:
     vectorize: bool
     chunk: int
     reason: str
+    fitting: int  # trials whose replicas fit the memory budget together
 
 
 def plan_run(
@@ -65,18 +66,18 @@ def plan_run(
     _check_disk(program, pending, folder)
     fitting = max(1, budget // one)
     if pending <= 1 or vectorize is False:
-        return Plan(False, 1, "one trial at a time" + (" (asked)" if vectorize is False else ""))
+        return Plan(False, 1, "one trial at a time" + (" (asked)" if vectorize is False else ""), fitting)
     size = min(pending, fitting, chunk or pending)
     if vectorize:
-        return Plan(True, size, f"vectorized, {size} trials at a time" + _memory_note(size, pending, fitting))
+        return Plan(True, size, f"vectorized, {size} trials at a time" + _memory_note(size, pending, fitting), fitting)
     if device.type == "cuda":
-        return Plan(True, size, f"vectorized on the GPU, {size} trials at a time" + _memory_note(size, pending, fitting))
+        return Plan(True, size, f"vectorized on the GPU, {size} trials at a time" + _memory_note(size, pending, fitting), fitting)
     step = train_flops(program, program.train.batch)
     if step < CPU_VECTORIZE_FLOPS:
         return Plan(True, size, f"vectorized, {size} trials at a time (a step is {step / 1e6:.1f} MFLOP per trial)"
-                    + _memory_note(size, pending, fitting))
+                    + _memory_note(size, pending, fitting), fitting)
     return Plan(False, 1, f"one trial at a time (a step is {step / 1e9:.1f} GFLOP per trial: "
-                          "large tensors already)")
+                          "large tensors already)", fitting)
 
 
 def _memory_note(size: int, pending: int, fitting: int) -> str:

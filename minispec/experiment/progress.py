@@ -82,12 +82,12 @@ class TqdmProgress:
                 self._line(text)
         elif isinstance(event, ev.RunFinished):
             summary = event.summary
-            error = summary.get("test_error") or {}
-            text = f"{summary.get('spec')}: {summary.get('note')}"
-            if error.get("mean") is not None:
-                text += f"; test error {100 * error['mean']:.2f}%"
-                if error.get("std") is not None:
-                    text += f" ± {100 * error['std']:.2f}"
+            error = summary.test_error
+            text = f"{summary.spec}: {summary.note}"
+            if error.mean is not None:
+                text += f"; test error {100 * error.mean:.2f}%"
+                if error.std is not None:
+                    text += f" ± {100 * error.std:.2f}"
             self.close()
             self._line(text)
 

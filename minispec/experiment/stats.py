@@ -1,4 +1,4 @@
-"""Statistics over trials: mean, sample std, Welch's t-test, the comparison table.
+"""Statistics over trials: mean, sample std, Welch's t-test. Pure maths: no run, no file.
 
 Everything is over trials (one number per trial: its final test error), and
 the standard deviation is the sample one (ddof = 1), as the seed reports give.
@@ -19,10 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from minispec.experiment.folder import RunResult
 
 
 def mean(values: Sequence[float]) -> float | None:
@@ -111,91 +107,3 @@ def _beta_fraction(a: float, b: float, x: float) -> float:
         if abs(delta - 1.0) < eps:
             return h
     return h  # pragma: no cover - converges in a few hundred steps for any df of interest
-
-
-def final_errors(result: "RunResult") -> list[float]:
-    """Final test error of every finished, non-diverged trial of a run, in trial order."""
-    return [trial["final"]["test_error"] for trial in result.trials if not trial["diverged"] and trial.get("final")]
-
-
-def summary_table(results: list["RunResult"]) -> list[dict[str, Any]]:
-    """One row per run: spec, trials, test error mean ± std, accuracy, best/worst,
-    params, wall time, and Welch's p-value of its final test errors against
-    the first run's (None for the first, and where the test is undefined)."""
-    rows = []
-    reference = final_errors(results[0]) if results else []
-    several_backends = len({r.summary.get("backend") for r in results}) > 1
-    for index, result in enumerate(results):
-        summary = result.summary
-        errors = final_errors(result)
-        test = None if index == 0 else welch(errors, reference)
-        error = summary.get("test_error") or {}
-        label = summary.get("spec")
-        if several_backends:
-            label = f"{label} [{summary.get('backend')}]"
-        rows.append(
-            {
-                "spec": label,
-                "spec_hash": summary.get("spec_hash"),
-                "folder": str(result.folder),
-                "trials": len(errors),
-                "planned": summary.get("trials_planned"),
-                "diverged": summary.get("trials_diverged", 0),
-                "test_error_mean": error.get("mean"),
-                "test_error_std": error.get("std"),
-                "accuracy_mean": (summary.get("accuracy") or {}).get("mean"),
-                "best": (summary.get("best") or {}).get("test_error"),
-                "worst": (summary.get("worst") or {}).get("test_error"),
-                "params": summary.get("params"),
-                "wall_time": summary.get("wall_time"),
-                "t": None if test is None else test.t,
-                "p_value": None if test is None else test.p,
-            }
-        )
-    return rows
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The rows of `summary_table` as an aligned text table (errors in %)."""
-    headers = ["spec", "trials", "test error (%)", "accuracy (%)", "best (%)", "worst (%)", "params", "time (s)", "p vs first"]
-    lines = []
-    for row in rows:
-        trials = f"{row['trials']}/{row['planned']}" if row["planned"] is not None else str(row["trials"])
-        if row["diverged"]:
-            trials += f" ({row['diverged']} diverged)"
-        lines.append(
-            [
-                str(row["spec"]),
-                trials,
-                _pm(row["test_error_mean"], row["test_error_std"]),
-                _pct(row["accuracy_mean"]),
-                _pct(row["best"]),
-                _pct(row["worst"]),
-                f"{row['params']:,}" if row["params"] is not None else "-",
-                f"{row['wall_time']:.1f}" if row["wall_time"] is not None else "-",
-                "-" if row["p_value"] is None else _p(row["p_value"]),
-            ]
-        )
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(headers)]
-    right = {1, 2, 3, 4, 5, 6, 7, 8}
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    out = [fmt(headers), fmt(["-" * w for w in widths])]
-    out.extend(fmt(line) for line in lines)
-    return "\n".join(out)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
-def _pm(centre: float | None, spread: float | None) -> str:
-    if centre is None:
-        return "-"
-    return f"{100 * centre:.2f}" + ("" if spread is None else f" ± {100 * spread:.2f}")
-
-
-def _p(p: float) -> str:
-    return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"

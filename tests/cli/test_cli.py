@@ -12,6 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from minispec.cli import main
+from minispec.experiment import load_run
 
 TINY = """\
 spec tiny
@@ -52,7 +53,7 @@ def test_run_twice_gives_the_same_table_and_a_complete_folder(spec, tmp_path):
 
 def test_eval_matches_the_recorded_error_in_both_backends(spec, tmp_path):
     assert invoke("run", spec, "--out", tmp_path / "r", "--backend", "scratch").exit_code == 0
-    recorded = json.loads((tmp_path / "r/trials/trial_002.json").read_text())["final"]["test_error"]
+    recorded = load_run(tmp_path / "r").trials[2].final.test_error
     for backend in ("torch", "scratch"):
         result = invoke("eval", spec, "--weights", tmp_path / "r/weights/trial_002.safetensors", "--backend", backend)
         assert result.exit_code == 0, result.output
@@ -117,26 +118,25 @@ def test_a_killed_run_keeps_finished_trials_and_resumes_to_the_same_numbers(spec
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    partial = json.loads((folder / "summary.json").read_text())
+    partial = load_run(folder).summary
     on_disk = len(list((folder / "trials").glob("trial_*.json")))
     # the trial files are the record; the summary is rewritten after each and may lag one behind
-    assert 1 <= on_disk < 3 and on_disk - 1 <= partial["trials_finished"] <= on_disk
-    assert not partial["complete"]
+    assert 1 <= on_disk < 3 and on_disk - 1 <= partial.trials_finished <= on_disk
+    assert not partial.complete
     resumed = subprocess.run([*command, "--out", str(folder), "--resume"], env=env, capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    final = json.loads((folder / "summary.json").read_text())
-    reference = json.loads((tmp_path / "whole" / "summary.json").read_text())
-    assert final["complete"] and final["test_error"] == reference["test_error"]
+    final = load_run(folder).summary
+    reference = load_run(tmp_path / "whole").summary
+    assert final.complete and final.test_error == reference.test_error
 
 
 def test_a_diverging_run_is_recorded_and_the_command_ends_cleanly(write_spec, tmp_path):
     boom = write_spec(TINY.replace("spec tiny", "spec boom").replace("adam(lr=0.02)", "sgd(lr=1e6)"), "boom.mdl")
     result = invoke("run", boom, "--out", tmp_path / "boom")
     assert result.exit_code == 0, result.output
-    summary = json.loads((tmp_path / "boom/summary.json").read_text())
-    assert summary["trials_diverged"] == 3 and summary["test_error"]["n"] == 0
-    assert summary["diverged"] == [0, 1, 2]
-    trial = json.loads((tmp_path / "boom/trials/trial_000.json").read_text())
-    assert trial["diverged"] and trial["diverged_epoch"] is not None
+    run = load_run(tmp_path / "boom")
+    assert run.summary.trials_diverged == 3 and run.summary.test_error.n == 0
+    assert run.summary.diverged == [0, 1, 2]
+    assert run.trials[0].diverged and run.trials[0].diverged_epoch is not None
     assert "3 diverged" in result.output

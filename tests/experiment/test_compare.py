@@ -3,7 +3,7 @@ import io
 from conftest import TINY, fake_factory, write_spec
 from minispec.experiment import TqdmProgress, compare, format_table, run_experiment, summary_table
 from minispec.experiment.compare import run_folder
-from minispec.render.curves import curve, plot_curves
+from minispec.experiment.plots import curve, plot_curves
 
 
 def _pair(tmp_path):
@@ -19,7 +19,7 @@ def test_compare_runs_then_reuses(tmp_path):
     assert log == [1] * 6
     assert [r.folder for r in first.results] == [run_folder(slow, tmp_path / "runs"), run_folder(fast, tmp_path / "runs")]
     assert first.results[0].folder.name.startswith("tiny-")
-    assert first.rows[0]["p_value"] is None and 0 <= first.rows[1]["p_value"] <= 1
+    assert first.rows[0].p_value is None and 0 <= first.rows[1].p_value <= 1
     assert first.plot.exists() and first.plot.stat().st_size > 20_000
     text = first.table()
     assert "tiny_lr" in text and "p vs first" in text and "±" in text
@@ -30,7 +30,7 @@ def test_compare_runs_then_reuses(tmp_path):
 
     more = compare([slow], backend_factory=fake_factory(log=log), vectorize=False, runs_root=tmp_path / "runs", trials=4)
     assert log == [1] * 7  # the partial folder is resumed: only trial 3 trained
-    assert more.results[0].summary["trials_finished"] == 4
+    assert more.results[0].summary.trials_finished == 4
 
     fresh = compare([slow], backend_factory=fake_factory(log=log), vectorize=False, runs_root=tmp_path / "runs", trials=2, reuse=False)
     assert fresh.results[0].folder.name.endswith("-2")
@@ -40,11 +40,11 @@ def test_table_p_values_are_welch_of_final_errors(tmp_path):
     slow, fast = _pair(tmp_path)
     a = run_experiment(slow, backend_factory=fake_factory(), trials=3, out_dir=tmp_path / "a")
     b = run_experiment(fast, backend_factory=fake_factory(), trials=3, out_dir=tmp_path / "b")
-    from minispec.experiment.stats import final_errors, welch
+    from minispec.experiment.stats import welch
 
     rows = summary_table([a, b])
-    assert rows[1]["p_value"] == welch(final_errors(b), final_errors(a)).p
-    assert rows[0]["trials"] == 3 and rows[0]["params"] == slow.total_params
+    assert rows[1].p_value == welch(b.final_errors(), a.final_errors()).p
+    assert rows[0].trials == 3 and rows[0].params == slow.total_params
     assert format_table(rows).splitlines()[0].startswith("spec")
 
 
@@ -53,7 +53,7 @@ def test_curve_means_and_overlay(tmp_path):
     a = run_experiment(slow, backend_factory=fake_factory(), trials=3, out_dir=tmp_path / "a")
     epochs, means, stds, n = curve(a, "test_error")
     assert epochs == [1.0, 2.0, 3.0] and n == 3
-    finals = [t["records"][-1]["test_error"] for t in a.trials]
+    finals = [t.records[-1].test_error for t in a.trials]
     assert abs(means[-1] - sum(finals) / 3) < 1e-12
     for metric in ("train_error", "train_loss", "test_loss"):
         path = plot_curves([a], tmp_path / f"{metric}.png", metric=metric)

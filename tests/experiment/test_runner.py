@@ -9,23 +9,19 @@ from safetensors.torch import load_file
 from conftest import TINY, fake_factory, write_spec
 from minispec.errors import MinispecError
 from minispec.experiment import events as ev
-from minispec.experiment import load_run, program_hash, run_experiment
+from minispec.experiment import RunSummary, load_run, program_hash, run_experiment
 
 TIMING = {"wall_time", "seconds_per_trial"}
 
 
 def numbers(result):
     """A run's trials without anything that depends on the clock or on how trials were grouped."""
-    out = []
-    for trial in result.trials:
-        trial = {k: v for k, v in trial.items() if k not in TIMING | {"chunk", "seeds"}}
-        trial["records"] = [{k: v for k, v in r.items() if k != "wall_time"} for r in trial["records"]]
-        out.append(trial)
-    return out
+    return [trial.model_dump(exclude={"wall_time": True, "chunk": True, "seeds": True,
+                                      "records": {"__all__": {"wall_time"}}}) for trial in result.trials]
 
 
 def summary(result):
-    return {k: v for k, v in result.summary.items() if k not in TIMING}
+    return result.summary.model_dump(exclude=TIMING)
 
 
 def weights(folder, trial):
@@ -43,8 +39,8 @@ def test_same_numbers_twice(tiny, tmp_path):
     assert summary(a) == summary(b)
     assert same_weights(weights(a.folder, 1), weights(b.folder, 1))
     # trials differ from each other (own data, weights and order)
-    assert a.trials[0]["records"] != a.trials[1]["records"]
-    assert len(a.trials[0]["records"]) == 3 and a.trials[0]["records"][-1]["epoch"] == 3.0
+    assert a.trials[0].records != a.trials[1].records
+    assert len(a.trials[0].records) == 3 and a.trials[0].records[-1].epoch == 3.0
 
 
 def test_vectorized_equals_sequential(tiny, tmp_path):
@@ -60,23 +56,23 @@ def test_vectorized_equals_sequential(tiny, tmp_path):
     assert numbers(vec) == numbers(seq) == numbers(part)
     for k in range(3):
         assert same_weights(weights(seq.folder, k), weights(vec.folder, k))
-    assert vec.trials[1]["chunk"] == [0, 1, 2]
+    assert vec.trials[1].chunk == [0, 1, 2]
 
 
 def test_records_and_heads(two_heads, tmp_path):
     result = run_experiment(two_heads, backend_factory=fake_factory(), out_dir=tmp_path / "run")
     trial = result.trials[0]
-    assert trial["heads"] == ["out", "aux"] and trial["report"] == "out"
+    assert trial.heads == ["out", "aux"] and trial.report == "out"
     # evaluate 2: two evenly spaced points per epoch (5 steps of 20 samples)
-    assert [r["epoch"] for r in trial["records"]] == [0.4, 1.0, 1.4, 2.0, 2.4, 3.0]
-    assert [r["step"] for r in trial["records"]] == [2, 5, 7, 10, 12, 15]
-    for record in trial["records"]:
-        assert set(record["test_errors"]) == {"out", "aux"}
-        assert record["test_error"] == record["test_errors"]["out"]
-        assert 0 <= record["test_error"] <= 1 and (record["test_error"] * 100) % 1 == pytest.approx(0, abs=1e-9)
-        assert record["train_loss"] == pytest.approx(record["losses"]["out"] + 0.5 * record["losses"]["aux"])
-    assert result.summary["heads"]["aux"]["test_error"]["n"] == 2
-    assert result.summary["params"] == two_heads.total_params
+    assert [r.epoch for r in trial.records] == [0.4, 1.0, 1.4, 2.0, 2.4, 3.0]
+    assert [r.step for r in trial.records] == [2, 5, 7, 10, 12, 15]
+    for record in trial.records:
+        assert set(record.test_errors) == {"out", "aux"}
+        assert record.test_error == record.test_errors["out"]
+        assert 0 <= record.test_error <= 1 and (record.test_error * 100) % 1 == pytest.approx(0, abs=1e-9)
+        assert record.train_loss == pytest.approx(record.losses["out"] + 0.5 * record.losses["aux"])
+    assert result.summary.heads["aux"].test_error.n == 2
+    assert result.summary.params == two_heads.total_params
 
 
 def test_divergence_is_recorded_and_left_out(tiny, tmp_path):
@@ -84,15 +80,15 @@ def test_divergence_is_recorded_and_left_out(tiny, tmp_path):
     result = run_experiment(tiny, backend_factory=fake_factory(diverge={1: 2}), trials=3, out_dir=tmp_path / "run",
                             progress=lambda e: finished.append(e) if isinstance(e, ev.TrialFinished) else None)
     bad = result.trials[1]
-    assert bad["diverged"] and bad["diverged_epoch"] == 2 and bad["epochs_done"] == 1
-    assert [r["diverged"] for r in bad["records"]] == [False, True]
-    assert bad["records"][1]["train_loss"] is None and bad["final"]["epoch"] == 1.0
+    assert bad.diverged and bad.diverged_epoch == 2 and bad.epochs_done == 1
+    assert [r.diverged for r in bad.records] == [False, True]
+    assert bad.records[1].train_loss is None and bad.final.epoch == 1.0
     assert not (result.folder / "weights" / "trial_001.safetensors").exists()
     s = result.summary
-    assert s["trials_diverged"] == 1 and s["diverged"] == [1] and s["trials_finished"] == 3
-    assert s["test_error"]["n"] == 2 and "diverged" in s["note"]
-    good = [t["final"]["test_error"] for t in result.trials if not t["diverged"]]
-    assert s["test_error"]["mean"] == pytest.approx(sum(good) / 2)
+    assert s.trials_diverged == 1 and s.diverged == [1] and s.trials_finished == 3
+    assert s.test_error.n == 2 and "diverged" in s.note
+    good = [t.final.test_error for t in result.trials if not t.diverged]
+    assert s.test_error.mean == pytest.approx(sum(good) / 2)
     assert [e.diverged for e in finished] == [False, True, False]
     # the others are untouched, vectorized or not
     clean = run_experiment(tiny, backend_factory=fake_factory(), trials=3, out_dir=tmp_path / "clean")
@@ -100,7 +96,7 @@ def test_divergence_is_recorded_and_left_out(tiny, tmp_path):
                          vectorize=True)
     assert numbers(vec) == numbers(result)
     assert numbers(clean)[0] == numbers(result)[0] and numbers(clean)[2] == numbers(result)[2]
-    assert json.loads((result.folder / "summary.json").read_text())["trials_diverged"] == 1
+    assert RunSummary.model_validate_json((result.folder / "summary.json").read_text()).trials_diverged == 1
 
 
 def test_resume_after_deleting_a_trial(tiny, tmp_path):
@@ -127,8 +123,8 @@ def test_interrupted_run_resumes_to_the_same_numbers(tiny, tmp_path):
     folder = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         run_experiment(tiny, backend_factory=fake_factory(), trials=3, out_dir=folder, progress=interrupt)
-    partial = json.loads((folder / "summary.json").read_text())
-    assert partial["trials_finished"] == 2 and not partial["complete"] and "not finished" in partial["note"]
+    partial = RunSummary.model_validate_json((folder / "summary.json").read_text())
+    assert partial.trials_finished == 2 and not partial.complete and "not finished" in partial.note
     assert sorted(p.name for p in (folder / "trials").iterdir()) == ["trial_000.json", "trial_001.json"]
     assert not list(folder.rglob("*.tmp"))
     seen = []
@@ -160,7 +156,7 @@ def test_resume_refuses_another_spec(tiny, tmp_path):
     with pytest.raises(MinispecError) as error:
         run_experiment(longer, backend_factory=fake_factory(), out_dir=tmp_path / "run", resume=True)
     message = error.value.message
-    assert first.summary["spec_hash"][:12] in message and program_hash(longer)[:12] in message
+    assert first.summary.spec_hash[:12] in message and program_hash(longer)[:12] in message
     # the same through the `epochs` argument
     with pytest.raises(MinispecError):
         run_experiment(tiny, backend_factory=fake_factory(), epochs=4, out_dir=tmp_path / "run", resume=True)
@@ -168,7 +164,7 @@ def test_resume_refuses_another_spec(tiny, tmp_path):
 
 def test_resume_of_an_empty_folder_starts_afresh(tiny, tmp_path):
     result = run_experiment(tiny, backend_factory=fake_factory(), out_dir=tmp_path / "new", resume=True)
-    assert result.summary["complete"]
+    assert result.summary.complete
 
 
 def test_spec_hash_ignores_location_and_trial_count(tmp_path):
@@ -186,7 +182,7 @@ def test_spec_hash_ignores_location_and_trial_count(tmp_path):
 def test_run_folder_files(two_heads, tmp_path):
     result = run_experiment(two_heads, backend_factory=fake_factory(), out_dir=tmp_path / "run")
     folder = result.folder
-    assert (folder / "spec_hash.txt").read_text().strip() == program_hash(two_heads) == result.summary["spec_hash"]
+    assert (folder / "spec_hash.txt").read_text().strip() == program_hash(two_heads) == result.summary.spec_hash
     assert json.loads((folder / "program.json").read_text())["name"] == "two_heads"
     with safe_open(str(folder / "weights" / "trial_000.safetensors"), "pt") as handle:
         assert handle.metadata()["spec_hash"] == program_hash(two_heads)
@@ -209,7 +205,7 @@ def test_events_in_order(tiny, tmp_path):
     kinds = [type(e).__name__ for e in seen]
     per_trial = ["TrialStarted"] + ["EpochFinished"] * 3 + ["TrialFinished"]
     assert kinds == ["RunStarted"] + per_trial * 2 + ["RunFinished"]
-    assert seen[0].pending == (0, 1) and seen[-1].summary["complete"]
+    assert seen[0].pending == (0, 1) and seen[-1].summary.complete
 
 
 @pytest.mark.parametrize("bad", [{"trials": 0}, {"epochs": -1}, {"chunk": 0, "vectorize": True}])
@@ -248,9 +244,9 @@ def test_vectorized_on_cuda_matches_cpu(tiny, tmp_path):
     cpu = run_experiment(tiny, backend_factory=fake_factory(), trials=3, out_dir=tmp_path / "cpu")
     gpu = run_experiment(tiny, backend_factory=fake_factory(), trials=3, out_dir=tmp_path / "gpu", device="cuda",
                          vectorize=None)
-    assert gpu.trials[0]["chunk"] == [0, 1, 2]
+    assert gpu.trials[0].chunk == [0, 1, 2]
     for a, b in zip(cpu.trials, gpu.trials):
-        assert b["final"]["test_error"] == pytest.approx(a["final"]["test_error"], abs=0.03)
+        assert b.final.test_error == pytest.approx(a.final.test_error, abs=0.03)
 
 
 def test_resume_refuses_another_backend(tiny, tmp_path):

@@ -17,14 +17,13 @@ def test_scratch_vectorized_equals_sequential(tmp_path):
     seq = run_experiment(program, backend_factory=scratch_factory, trials=3, out_dir=tmp_path / "seq")
     vec = run_experiment(program, backend_factory=scratch_factory, trials=3, out_dir=tmp_path / "vec",
                          vectorize=True, chunk=2)
-    assert vec.summary["backend"] == seq.summary["backend"] == "scratch"
-    assert [t["chunk"] for t in vec.trials] == [[0, 1], [0, 1], [2]]
+    assert vec.summary.backend == seq.summary.backend == "scratch"
+    assert [t.chunk for t in vec.trials] == [[0, 1], [0, 1], [2]]
     for a, b in zip(seq.trials, vec.trials):
-        for x, y in zip(a["records"], b["records"], strict=True):
+        for x, y in zip(a.records, b.records, strict=True):
             # training is bit-identical; the evaluation loss may differ in the last bits (batched reduction)
-            assert {k: v for k, v in x.items() if k not in ("wall_time", "test_loss")} == \
-                   {k: v for k, v in y.items() if k not in ("wall_time", "test_loss")}
-            assert y["test_loss"] == pytest.approx(x["test_loss"], rel=1e-6)
+            assert x.model_dump(exclude={"wall_time", "test_loss"}) == y.model_dump(exclude={"wall_time", "test_loss"})
+            assert y.test_loss == pytest.approx(x.test_loss, rel=1e-6)
 
 
 def test_scratch_dropout_is_per_trial_when_vectorized(tmp_path):
@@ -35,4 +34,4 @@ def test_scratch_dropout_is_per_trial_when_vectorized(tmp_path):
     vec = run_experiment(program, backend_factory=scratch_factory, trials=2, out_dir=tmp_path / "vec",
                          vectorize=True)
     for a, b in zip(seq.trials, vec.trials):
-        assert [r["train_loss"] for r in a["records"]] == [r["train_loss"] for r in b["records"]]
+        assert [r.train_loss for r in a.records] == [r.train_loss for r in b.records]

@@ -18,7 +18,7 @@ def torch_factory(program, states, device):
 
 
 def records(result):
-    return [[{k: v for k, v in r.items() if k != "wall_time"} for r in t["records"]] for t in result.trials]
+    return [[r.model_dump(exclude={"wall_time"}) for r in t.records] for t in result.trials]
 
 
 @pytest.fixture
@@ -31,13 +31,13 @@ def test_torch_backend_end_to_end(disk, tmp_path):
     b = run_experiment(disk, backend_factory=torch_factory, out_dir=tmp_path / "b")
     assert records(a) == records(b)
     s = a.summary
-    assert s["backend"] == "torch" and s["complete"] and s["trials_finished"] == 2
-    assert s["params"] == disk.total_params == 2 * 8 + 8 + 8 + 1
+    assert s.backend == "torch" and s.complete and s.trials_finished == 2
+    assert s.params == disk.total_params == 2 * 8 + 8 + 8 + 1
     # losses go down, errors are fractions of 100 test points
     for trial in a.trials:
-        losses = [r["train_loss"] for r in trial["records"]]
+        losses = [r.train_loss for r in trial.records]
         assert losses[-1] < losses[0]
-        assert all(0 <= r["test_error"] <= 1 for r in trial["records"])
+        assert all(0 <= r.test_error <= 1 for r in trial.records)
 
     # the saved weights reproduce the recorded final test error of trial 1
     state = load_file(str(a.folder / "weights" / "trial_001.safetensors"))
@@ -46,16 +46,16 @@ def test_torch_backend_end_to_end(disk, tmp_path):
     outputs = model.predict({"x": test.inputs["x"].unsqueeze(0)})
     raw = {name: t.unsqueeze(0) for name, t in test.targets.items()}
     wrong = error_count(disk.losses[0], outputs["out"], raw).item()
-    assert wrong / len(test) == a.trials[1]["final"]["test_error"]
+    assert wrong / len(test) == a.trials[1].final.test_error
 
 
 def test_torch_backend_vectorized_equals_sequential(disk, tmp_path):
     alone = run_experiment(disk, backend_factory=torch_factory, out_dir=tmp_path / "s", vectorize=False)
     together = run_experiment(disk, backend_factory=torch_factory, out_dir=tmp_path / "v", vectorize=True)
-    assert together.trials[0]["chunk"] == [0, 1]
+    assert together.trials[0].chunk == [0, 1]
     for a, b in zip(alone.trials, together.trials):
-        assert b["final"]["test_error"] == pytest.approx(a["final"]["test_error"], abs=0.011)
-        assert b["final"]["train_loss"] == pytest.approx(a["final"]["train_loss"], rel=1e-4)
+        assert b.final.test_error == pytest.approx(a.final.test_error, abs=0.011)
+        assert b.final.train_loss == pytest.approx(a.final.train_loss, rel=1e-4)
 
 
 @pytest.mark.cuda
@@ -64,9 +64,9 @@ def test_torch_backend_on_cuda_vectorizes_by_default(disk, tmp_path):
     cpu = run_experiment(disk, backend_factory=torch_factory, out_dir=tmp_path / "cpu")
     gpu = run_experiment(disk, backend_factory=torch_factory, out_dir=tmp_path / "gpu", device="cuda",
                          vectorize=None)
-    assert gpu.summary["device"].startswith("cuda") and gpu.trials[1]["chunk"] == [0, 1]
+    assert gpu.summary.device.startswith("cuda") and gpu.trials[1].chunk == [0, 1]
     for a, b in zip(cpu.trials, gpu.trials):
-        assert b["final"]["test_error"] == pytest.approx(a["final"]["test_error"], abs=0.03)
+        assert b.final.test_error == pytest.approx(a.final.test_error, abs=0.03)
 
 
 def test_compare_with_torch(disk, tmp_path):
@@ -76,6 +76,6 @@ def test_compare_with_torch(disk, tmp_path):
             update={"options": {**disk.train.optimizer.options, "lr": 0.05}})}),
     })
     result = compare([disk, faster], backend_factory=torch_factory, runs_root=tmp_path / "runs", trials=3)
-    assert [r["spec"] for r in result.rows] == ["tiny", "tiny_fast"]
-    assert result.rows[0]["p_value"] is None and 0 <= result.rows[1]["p_value"] <= 1
+    assert [r.spec for r in result.rows] == ["tiny", "tiny_fast"]
+    assert result.rows[0].p_value is None and 0 <= result.rows[1].p_value <= 1
     assert result.plot.exists()

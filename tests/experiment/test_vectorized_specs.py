@@ -25,8 +25,8 @@ def test_vectorized_trials_end_where_sequential_ones_do(spec, backend, tmp_path)
     program = compile_file(ROOT / f"specs/{spec}.mdl", SMALL)
     alone = run_experiment(program, backend_factory=factory(backend), out_dir=tmp_path / "alone", vectorize=False)
     together = run_experiment(program, backend_factory=factory(backend), out_dir=tmp_path / "together", vectorize=True)
-    assert together.trials[0]["chunk"] == [0, 1]
+    assert together.trials[0].chunk == [0, 1]
     for a, b in zip(alone.trials, together.trials):
         # the same data, weights and batch order: equal up to float32 rounding
-        assert b["records"][0]["train_loss"] == pytest.approx(a["records"][0]["train_loss"], rel=1e-4)
-        assert b["final"]["test_error"] == pytest.approx(a["final"]["test_error"], abs=0.011)
+        assert b.records[0].train_loss == pytest.approx(a.records[0].train_loss, rel=1e-4)
+        assert b.final.test_error == pytest.approx(a.final.test_error, abs=0.011)
