@@ -21,7 +21,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from minispec.errors import MinispecError
-from minispec.ir.model import BUFFER_NAMES, PARAMETER_NAMES, Program
+from minispec.ir.model import Program
+from minispec.ir.ops import state_names
 
 _SHOWN = 5  # names listed in an error before "and N more"
 
@@ -30,11 +31,8 @@ def expected_shapes(program: Program) -> dict[str, list[int]]:
     """Canonical state names of `program` and their shapes, in `initial_state` order."""
     shapes: dict[str, list[int]] = {}
     for owner in program.weight_owners:
-        for name in PARAMETER_NAMES[owner.op]:
-            if name in owner.param_shapes:
-                shapes[f"{owner.weights}.{name}"] = list(owner.param_shapes[name])
-        for name in BUFFER_NAMES.get(owner.op, ()):
-            shapes[f"{owner.weights}.{name}"] = [] if name == "num_batches_tracked" else list(owner.param_shapes["weight"])
+        for name in state_names(owner):
+            shapes[f"{owner.weights}.{name}"] = list({**owner.param_shapes, **owner.buffer_shapes}[name])
     return shapes
 
 

@@ -26,10 +26,14 @@ differentiation, func or optim packages (a test scans the imports). Every public
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
 from minispec import scratch
-from minispec.ir.model import BUFFER_NAMES, PARAMETER_NAMES, Loss, Node, Program
+from minispec.ir.model import Loss, Node, Program
+from minispec.ir.ops import OPS, pair, state_names
 from minispec.masks import seeded_generators
 from minispec.scratch.module import Module
 
@@ -109,56 +113,56 @@ class Identity(Module):
 # -- lowering ---------------------------------------------------------------------------
 
 
-def _pair(value) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+@dataclass(frozen=True)
+class Layout:
+    """What a lowering table entry may need: R, where the tensors live, and dropout's generators."""
+
+    replicas: int
+    device: torch.device
+    dtype: torch.dtype
+    generators: list[torch.Generator]
+
+    @property
+    def common(self) -> dict:
+        return dict(replicas=self.replicas, scheme="zero", device=self.device, dtype=self.dtype)
 
 
-def make_layer(node: Node, replicas: int, device, dtype, generators: list[torch.Generator]):
-    """The framework module computing `node` (parameters zero: the caller loads the state)."""
-    op, attrs, shapes = node.op, node.attrs, node.param_shapes
-    common = dict(replicas=replicas, scheme="zero", device=device, dtype=dtype)
-    if op == "linear":
-        out_features, in_features = shapes["weight"]
-        return scratch.Linear(in_features, out_features, bias="bias" in shapes, **common)
-    if op == "conv2d":
-        out_channels, in_channels, kh, kw = shapes["weight"]
-        return scratch.Conv2d(
-            in_channels, out_channels, (kh, kw), stride=_pair(attrs["stride"]), padding=_pair(attrs["padding"]),
-            bias="bias" in shapes, **common,
-        )
-    if op in ("batchnorm1d", "batchnorm2d"):
-        layer = scratch.BatchNorm1d if op == "batchnorm1d" else scratch.BatchNorm2d
-        (channels,) = shapes["weight"]
-        return layer(channels, replicas, eps=attrs["eps"], momentum=attrs["momentum"], device=device, dtype=dtype)
-    if op == "select":
-        return Select(int(attrs["index"]))
-    if op == "concat":
-        return Concat()
-    if op == "add":
-        return Add()
-    if op == "identity":
-        return Identity()
-    if op == "flatten":
-        return scratch.Flatten()
-    if op == "relu":
-        return scratch.ReLU()
-    if op == "leaky_relu":
-        return scratch.LeakyReLU(attrs["slope"])
-    if op == "tanh":
-        return scratch.Tanh()
-    if op == "sigmoid":
-        return scratch.Sigmoid()
-    if op == "log_softmax":
-        return scratch.LogSoftmax()
-    if op == "softmax":
-        return scratch.Softmax()  # the IR allows softmax on flat samples only: the last axis
-    if op == "maxpool2d":
-        return scratch.MaxPool2d(_pair(attrs["kernel"]), _pair(attrs["stride"]))
-    if op == "avgpool2d":
-        return scratch.AvgPool2d(_pair(attrs["kernel"]), _pair(attrs["stride"]))
-    if op == "dropout":
-        return scratch.Dropout(float(attrs["p"]), replicas, generators)
-    raise ValueError(f"node {node.id!r}: op {op!r} has no hand-written lowering")
+def _conv2d(node: Node, layout: Layout) -> scratch.Conv2d:
+    out_channels, in_channels, kh, kw = node.param_shapes["weight"]
+    return scratch.Conv2d(in_channels, out_channels, (kh, kw), stride=pair(node.attrs["stride"]),
+                          padding=pair(node.attrs["padding"]), bias="bias" in node.param_shapes, **layout.common)
+
+
+def _batchnorm(node: Node, layout: Layout) -> Module:
+    layer = scratch.BatchNorm1d if len(node.shape) == 1 else scratch.BatchNorm2d
+    (channels,) = node.param_shapes["weight"]
+    return layer(channels, layout.replicas, eps=node.attrs["eps"], momentum=node.attrs["momentum"],
+                 device=layout.device, dtype=layout.dtype)
+
+
+# op -> (node, layout) -> the framework module computing the node (parameters
+# zero: the caller loads the state).
+LOWERING: dict[str, Callable[[Node, Layout], object]] = {
+    "linear": lambda node, layout: scratch.Linear(node.param_shapes["weight"][1], node.param_shapes["weight"][0],
+                                                  bias="bias" in node.param_shapes, **layout.common),
+    "conv2d": _conv2d,
+    "batchnorm1d": _batchnorm,
+    "batchnorm2d": _batchnorm,
+    "select": lambda node, layout: Select(int(node.attrs["index"])),
+    "concat": lambda node, layout: Concat(),
+    "add": lambda node, layout: Add(),
+    "identity": lambda node, layout: Identity(),
+    "flatten": lambda node, layout: scratch.Flatten(),
+    "relu": lambda node, layout: scratch.ReLU(),
+    "leaky_relu": lambda node, layout: scratch.LeakyReLU(node.attrs["slope"]),
+    "tanh": lambda node, layout: scratch.Tanh(),
+    "sigmoid": lambda node, layout: scratch.Sigmoid(),
+    "log_softmax": lambda node, layout: scratch.LogSoftmax(),
+    "softmax": lambda node, layout: scratch.Softmax(),  # the IR allows softmax on flat samples only: the last axis
+    "maxpool2d": lambda node, layout: scratch.MaxPool2d(pair(node.attrs["kernel"]), pair(node.attrs["stride"])),
+    "avgpool2d": lambda node, layout: scratch.AvgPool2d(pair(node.attrs["kernel"]), pair(node.attrs["stride"])),
+    "dropout": lambda node, layout: scratch.Dropout(float(node.attrs["p"]), layout.replicas, layout.generators),
+}
 
 
 def make_loss(loss: Loss) -> scratch.Loss:
@@ -175,11 +179,6 @@ def make_optimizer(program: Program, params: list[scratch.Parameter]) -> scratch
     spec = program.train.optimizer
     kinds = {"sgd": scratch.SGD, "adam": scratch.Adam, "adadelta": scratch.Adadelta}
     return kinds[spec.kind](params, **spec.options)
-
-
-def _state_names(owner: Node) -> list[str]:
-    names = [n for n in PARAMETER_NAMES[owner.op] if n in owner.param_shapes]
-    return names + list(BUFFER_NAMES.get(owner.op, ()))
 
 
 class ScratchModel:
@@ -216,7 +215,7 @@ class ScratchModel:
         self.device = torch.device(device)
         self.dtype = dtype
         if dropout_generators is None:
-            has_dropout = any(n.op == "dropout" for n in program.nodes)
+            has_dropout = any(OPS[n.op].has("random") for n in program.nodes)
             dropout_generators = seeded_generators(R) if has_dropout else [torch.Generator()] * R
         if len(dropout_generators) != R:
             raise ValueError(f"expected {R} dropout generators (one per replica), got {len(dropout_generators)}")
@@ -225,21 +224,22 @@ class ScratchModel:
         with torch.no_grad():
             self.owners: dict[str, Module] = {}  # weights key -> the module holding its Parameters
             self.layers: dict[str, object] = {}  # node id -> module (inputs excepted)
+            layout = Layout(R, self.device, dtype, self.dropout_generators)
             for node in program.nodes:
-                if node.op == "input":
+                if OPS[node.op].has("data"):
                     continue
                 if node.weights is None:
-                    self.layers[node.id] = make_layer(node, R, self.device, dtype, self.dropout_generators)
+                    self.layers[node.id] = LOWERING[node.op](node, layout)
                 elif node.weights in self.owners:
                     self.layers[node.id] = self.owners[node.weights].shared_copy()
                 else:
-                    layer = make_layer(node, R, self.device, dtype, self.dropout_generators)
+                    layer = LOWERING[node.op](node, layout)
                     self.owners[node.weights] = self.layers[node.id] = layer
             self._owner_nodes = {owner.weights: owner for owner in program.weight_owners}
             for k, state in enumerate(states):
                 self.load_state(k, state)
 
-        self.inputs = {node.id: node.attrs["name"] for node in program.nodes if node.op == "input"}
+        self.inputs = {node.id: node.attrs["name"] for node in program.nodes if OPS[node.op].has("data")}
         # A node needs a gradient when its value depends on some parameter.
         self._needs_grad: dict[str, bool] = {}
         for node in program.nodes:
@@ -288,7 +288,7 @@ class ScratchModel:
         batch = self._batch(inputs)
         values = {node_id: batch[name] for node_id, name in self.inputs.items()}
         for node in self.program.nodes:
-            if node.op != "input":
+            if node.id not in values:
                 values[node.id] = self.layers[node.id].forward(*(values[i] for i in node.inputs))
         self._outputs = {name: values[name] for name in self.program.outputs}
         return dict(self._outputs)
@@ -313,7 +313,7 @@ class ScratchModel:
             send(loss.node, g if loss.weight == 1.0 else g * loss.weight)
         for node in reversed(self.program.nodes):
             g = grads.pop(node.id, None)
-            if g is None or node.op == "input":
+            if g is None or node.id in self.inputs:
                 continue
             gx = self.layers[node.id].backward(g)
             if len(node.inputs) == 1:
@@ -377,7 +377,7 @@ class ScratchModel:
         for key, owner in self._owner_nodes.items():
             layer = self.owners[key]
             objects = layer._params | layer._buffers
-            for name in _state_names(owner):
+            for name in state_names(owner):
                 out[f"{key}.{name}"] = objects[name].value
         return out
 

@@ -7,13 +7,11 @@ starts from bit-identical weights.
 Draw order (it fixes which random numbers land where):
 
     for owner in program.weight_owners:          # first node of each parameter set, graph order
-        for name in PARAMETER_NAMES[owner.op]:    # weight, then bias
-            linear / conv2d: minispec.init.draw(...) with fans of the weight
-            batchnorm:       weight = ones, bias = zeros (no draw)
+        for tensor in OPS[owner.op].state:        # the op table's state order: weight, bias, buffers
+            init "draw":  minispec.init.draw(...) with the fans of the weight (linear, conv2d)
+            otherwise:    ones, zeros, a long 0, or the op's fixed values (no draw)
 
-A parameter the node does not have (`linear(10, bias=false)`) draws nothing.
-BatchNorm buffers follow their owner's parameters: running_mean zeros,
-running_var ones, num_batches_tracked 0 (long). The resulting dict is in
+A parameter the node does not have (`linear(10, bias=false)`) draws nothing. The resulting dict is in
 exactly the order of a torch `state_dict()` whose submodules are registered in
 `weight_owners` order.
 
@@ -27,7 +25,8 @@ from __future__ import annotations
 import torch
 
 from minispec import init
-from minispec.ir.model import BUFFER_NAMES, PARAMETER_NAMES, Node, Program
+from minispec.ir.model import Node, Program
+from minispec.ir.ops import OPS
 
 # Odd multiplier and offset of `trial_generator`'s seed derivation.
 TRIAL_STRIDE = 1_000_003
@@ -73,26 +72,22 @@ def initial_state(
 
 
 def _owner_state(owner: Node, scheme, options, generator, dtype):
-    """(name, tensor) pairs of one parameter set, parameters then buffers, drawing in order."""
-    op = owner.op
-    if op not in PARAMETER_NAMES:
-        raise ValueError(f"node {owner.id!r}: op {op!r} has no parameters but carries weights {owner.weights!r}")
-    if op in ("batchnorm1d", "batchnorm2d"):
-        (channels,) = owner.param_shapes["weight"]
-        yield "weight", torch.ones(channels, dtype=dtype)
-        yield "bias", torch.zeros(channels, dtype=dtype)
-    else:
-        weight_shape = owner.param_shapes["weight"]
-        fan_in, fan_out = init.fans(op, weight_shape)
-        for name in PARAMETER_NAMES[op]:
-            if name not in owner.param_shapes:
-                continue
-            yield name, init.draw(
-                owner.param_shapes[name], fan_in, fan_out, name,
-                scheme=scheme, options=options, generator=generator, dtype=dtype,
-            )
-    if op in BUFFER_NAMES:
-        (channels,) = owner.param_shapes["weight"]
-        yield "running_mean", torch.zeros(channels, dtype=dtype)
-        yield "running_var", torch.ones(channels, dtype=dtype)
-        yield "num_batches_tracked", torch.tensor(0, dtype=torch.long)
+    """(name, tensor) pairs of one parameter set in the op table's state order, drawing in order."""
+    definition = OPS[owner.op]
+    shapes = {**owner.param_shapes, **owner.buffer_shapes}
+    fan_in = fan_out = 0
+    if "weight" in owner.param_shapes and any(t.init == "draw" for t in definition.state):
+        fan_in, fan_out = init.fans(owner.op, owner.param_shapes["weight"])
+    for tensor in definition.state:
+        if tensor.name not in shapes:
+            continue  # `linear(10, bias=false)` draws nothing for its bias
+        shape = shapes[tensor.name]
+        if tensor.init == "draw":
+            yield tensor.name, init.draw(shape, fan_in, fan_out, tensor.name, scheme=scheme, options=options,
+                                         generator=generator, dtype=dtype)
+        elif tensor.init == "count":
+            yield tensor.name, torch.zeros(shape, dtype=torch.long)
+        elif tensor.init == "value":
+            yield tensor.name, torch.tensor(definition.value(owner.attrs, shape), dtype=dtype).reshape(shape)
+        else:
+            yield tensor.name, (torch.ones if tensor.init == "ones" else torch.zeros)(shape, dtype=dtype)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from minispec.errors import MinispecError
 from minispec.ir.model import Program
+from minispec.ir.ops import OPS
 
 FLOAT_BYTES = 4
 # Optimizer state per parameter, in multiples of the parameter count.
@@ -22,22 +23,7 @@ OPTIMIZER_STATE = {"sgd": 1, "adam": 2, "adadelta": 2}
 def forward_flops(program: Program) -> int:
     """Floating-point operations of one forward pass for one sample."""
     shapes = {node.id: node.shape for node in program.nodes}
-    total = 0
-    for node in program.nodes:
-        out = math.prod(node.shape) if node.shape else 1
-        if node.op == "linear":
-            total += 2 * math.prod(shapes[node.inputs[0]]) * node.attrs["out"]
-        elif node.op == "conv2d":
-            channels = shapes[node.inputs[0]][0]
-            kh, kw = node.attrs["kernel"]
-            total += 2 * channels * kh * kw * out
-        elif node.op in ("batchnorm1d", "batchnorm2d"):
-            total += 4 * out
-        elif node.op in ("maxpool2d", "avgpool2d"):
-            total += out * node.attrs["kernel"] ** 2
-        elif node.op not in ("input", "select", "flatten", "identity"):
-            total += out
-    return total
+    return sum(OPS[node.op].cost(node.attrs, [shapes[i] for i in node.inputs], node.shape) for node in program.nodes)
 
 
 def train_flops(program: Program, samples: int) -> int:
@@ -58,7 +44,8 @@ class MemoryEstimate:
 
 def activation_floats(program: Program) -> int:
     """Floats kept per sample between forward and backward (every node's output)."""
-    return sum(math.prod(node.shape) for node in program.nodes if node.op not in ("input", "select"))
+    return sum(math.prod(node.shape) for node in program.nodes
+               if not (OPS[node.op].has("data") or OPS[node.op].has("view")))
 
 
 # Activations of one evaluation call, over all replicas (floats): 64 MB on a CPU,

@@ -23,20 +23,6 @@ from minispec.errors import Span
 Scalar = Union[bool, int, float, str]
 AttrValue = Union[bool, int, float, str, list[int]]
 
-# Ops with parameters, and the names of their parameters in state order.
-PARAMETER_NAMES: dict[str, tuple[str, ...]] = {
-    "linear": ("weight", "bias"),
-    "conv2d": ("weight", "bias"),
-    "batchnorm1d": ("weight", "bias"),
-    "batchnorm2d": ("weight", "bias"),
-}
-# Buffers (running statistics) saved beside the parameters, in state order.
-BUFFER_NAMES: dict[str, tuple[str, ...]] = {
-    "batchnorm1d": ("running_mean", "running_var", "num_batches_tracked"),
-    "batchnorm2d": ("running_mean", "running_var", "num_batches_tracked"),
-}
-
-
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -60,13 +46,10 @@ class Scope(Frozen):
 class Node(Frozen):
     """One operation of the graph.
 
-    op: `input` (attrs: name), `select` (attrs: index; keeps the axis with size 1),
-    `linear` (out, bias), `conv2d` (out, kernel [kh, kw], stride, padding, bias),
-    `maxpool2d` / `avgpool2d` (kernel, stride), `batchnorm1d` / `batchnorm2d`
-    (eps, momentum), `dropout` (p), `flatten`, `relu`, `leaky_relu` (slope),
-    `tanh`, `sigmoid`, `softmax`, `log_softmax`, `identity` (left by convolutionize), `concat` (axis 0 of the sample, i.e. channels
-    or features), `add` (attrs: residual=True when it closes a residual body;
-    then inputs[1] is the skip edge).
+    op: a name of the op table (`minispec.ir.ops.OPS`), which says what its
+    attrs mean. `add` carries residual=True when it closes a residual body; then
+    inputs[1] is the skip edge. param_shapes: the op's parameters (trained),
+    buffer_shapes: its buffers (saved, never trained), both by name in state order.
     """
 
     id: str
@@ -78,6 +61,7 @@ class Node(Frozen):
     shared: bool = False
     params: int = 0
     param_shapes: dict[str, list[int]] = Field(default_factory=dict)
+    buffer_shapes: dict[str, list[int]] = Field(default_factory=dict)
     scope: list[Scope] = Field(default_factory=list)
     span: Span | None = None
 

@@ -1,13 +1,44 @@
-"""The layers a spec may name: their arguments, output shapes and parameters.
+"""The op table: every op of the graph IR, defined once.
 
-One table serves the resolver (arity, option names and values), shape inference
-and parameter counting. Shapes are per sample, without the batch axis.
+One `OpDef` per op says everything the front end, the passes, the cost model
+and the renderers need to know about it:
+
+    name, spelled, aliases   the IR name; how a spec writes it (None: IR only)
+    args, attrs              the spec's arguments, and how their values become IR attributes
+    traits                   what passes ask (never the op's name):
+                               elementwise  y[i] = f(x[i]): a feature map passes through unchanged
+                               needs_flat   computes on flat vectors (convolutionize flattens its input back)
+                               combinator   joins several named nodes (`add(a, b)`, `a | add(b)`)
+                               source       makes a value from no input (`input`, constants)
+                               random       draws random numbers in training (dropout)
+                               data         a data input: its shape is the data set's (`input`)
+                               view         a view of its input, no new activation (`x[0]`)
+                               flattens     makes a map flat: where convolutionize starts (`flatten`)
+                               log_probability  its output is a log-probability (nll's input)
+                               probability  its output lies in [0, 1]
+    shape                    (attrs, input shapes, input names) -> output shape and state shapes
+    state                    its parameters and buffers, in state order, each with its initialisation
+    flops                    arithmetic of one sample's forward pass
+    text                     how tables and drawings write a node (`conv2d(32, k=3)`)
+    to_map                   how convolutionize rewrites it when its input became a feature map
+
+Each backend keeps one lowering table keyed by these names; a test fails when
+one lacks an op. Shapes are per sample, without the batch axis. Nothing here
+imports torch.
+
+Adding an op: one `OpDef` here (with an `example`, which the op-table test
+compiles and verifies), then one entry in each lowering table:
+`backends/torch_nn/module.py` `LOWERING` (its function also serves the stacked
+lowering when the op has no state; an op with state adds a layer to
+`stacked.py` `STACKED_LOWERING`), `backends/scratch_graph.py` `LOWERING` (a
+framework module in `minispec/scratch/` when the math is new), and
+`backends/torch_nn/emit.py` `SOURCE`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from minispec.errors import MinispecError
@@ -44,111 +75,448 @@ def unit_interval(value) -> str | None:
 
 
 @dataclass(frozen=True)
-class OpSpec:
+class Tensor:
+    """A parameter or buffer of an op, in state order.
+
+    init: `draw` (the spec's init scheme; `weight` and `bias` roles), `ones`,
+    `zeros`, `count` (a long scalar 0), `value` (the op's fixed values, `OpDef.value`).
+    A buffer is saved beside the parameters but never trained.
+    """
+
     name: str
-    args: tuple[Arg, ...]
+    init: str
+    buffer: bool = False
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """What a shape rule returns: the output shape, the shapes of the op's state
+    tensors (parameters and buffers by name), and, for an op that shape inference
+    resolves (`batchnorm`), the concrete op and its attributes."""
+
+    shape: list[int]
+    state: dict[str, list[int]] = field(default_factory=dict)
+    op: str | None = None
+    attrs: dict | None = None
+
+
+ShapeRule = Callable[[dict, list[list[int]], list[str]], Inferred]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
     doc: str
-    needs: str  # "flat" ([n]), "map" ([C, H, W]), "any"
+    shape: ShapeRule
+    spelled: str | None = None
+    aliases: tuple[str, ...] = ()
+    args: tuple[Arg, ...] = ()
+    attrs: Callable[[dict], dict] = dict
+    traits: frozenset[str] = frozenset()
+    state: tuple[Tensor, ...] = ()
+    flops: Callable[[dict, list[list[int]], list[int]], int] | None = None
+    text: Callable[[dict, list[str]], str] | None = None
+    to_map: Callable[[dict, list[list[int]]], tuple[str, dict, list[int]]] | None = None
+    value: Callable[[dict, list[int]], list[float]] | None = None
+    resolves_to: tuple[str, ...] = ()
+    example: str = ""
 
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.state if not t.buffer)
 
-OPS: dict[str, OpSpec] = {
-    spec.name: spec
-    for spec in [
-        OpSpec("linear", (Arg("out", int, check=positive, doc="output features"), Arg("bias", bool, True)),
-               "fully connected: y = x W^T + b", "flat"),
-        OpSpec("conv2d", (Arg("out", int, check=positive, doc="output channels"),
-                          Arg("k", int, check=positive, doc="kernel size"),
-                          Arg("stride", int, 1, positive), Arg("pad", int, 0, non_negative), Arg("bias", bool, True)),
-               "2-D convolution over [C, H, W]", "map"),
-        OpSpec("maxpool", (Arg("k", int, 2, positive), Arg("stride", int, 0, non_negative, "0: same as k")),
-               "2-D max pooling", "map"),
-        OpSpec("avgpool", (Arg("k", int, 2, positive), Arg("stride", int, 0, non_negative, "0: same as k")),
-               "2-D average pooling", "map"),
-        OpSpec("batchnorm", (Arg("eps", float, 1e-5, positive), Arg("momentum", float, 0.1, unit_interval)),
-               "batch normalisation; 1-D on [n], 2-D on [C, H, W]", "any"),
-        OpSpec("dropout", (Arg("p", float, 0.5, probability, "probability of zeroing"),), "dropout", "any"),
-        OpSpec("flatten", (), "[C, H, W] -> [C*H*W]", "any"),
-        OpSpec("relu", (), "max(0, x)", "any"),
-        OpSpec("leaky_relu", (Arg("slope", float, 0.01),), "x if x > 0 else slope * x", "any"),
-        OpSpec("tanh", (), "hyperbolic tangent", "any"),
-        OpSpec("sigmoid", (), "1 / (1 + exp(-x))", "any"),
-        OpSpec("softmax", (), "softmax over the features", "flat"),
-        OpSpec("log_softmax", (), "log of the softmax over the features (for nll)", "flat"),
-    ]
-}
-# Other spellings users reach for, mapped to the op they mean.
-ALIASES = {
-    "maxpool2d": "maxpool",
-    "avgpool2d": "avgpool",
-    "batchnorm1d": "batchnorm",
-    "batchnorm2d": "batchnorm",
-    "leakyrelu": "leaky_relu",
-    "conv": "conv2d",
-}
-# Graph ops: combine named nodes rather than transform one input.
-GRAPH_OPS = ("concat", "add")
+    @property
+    def buffers(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.state if t.buffer)
+
+    def has(self, trait: str) -> bool:
+        return trait in self.traits
+
+    def cost(self, attrs: dict, inputs: list[list[int]], shape: list[int]) -> int:
+        """Forward FLOPs of one sample: the op's rule, else one per output element."""
+        if self.flops is not None:
+            return self.flops(attrs, inputs, shape)
+        return math.prod(shape) if shape else 1
 
 
 def shape_text(shape: list[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def infer(op: str, attrs: dict, shape: list[int], source: str = "its input") -> tuple[list[int], dict[str, list[int]]]:
-    """Output shape and parameter shapes of a one-input op, or MinispecError (no span).
+# -- how values are written back --------------------------------------------------------
 
-    `source` names the input in messages: the user's name for it (`` `a` ``) when it has one."""
-    if op == "linear":
-        if len(shape) != 1:
-            raise MinispecError(
-                f"linear({attrs['out']}) expects a flat input, but {source} has shape {shape_text(shape)}",
-                hint="insert `flatten` before linear",
-            )
-        params = {"weight": [attrs["out"], shape[0]]}
-        if attrs["bias"]:
-            params["bias"] = [attrs["out"]]
-        return [attrs["out"]], params
-    if op == "conv2d":
-        _need_map(op, shape, source)
-        c, h, w = shape
-        kh, kw = attrs["kernel"]
-        pad, stride = attrs["padding"], attrs["stride"]
-        oh = (h + 2 * pad - kh) // stride + 1
-        ow = (w + 2 * pad - kw) // stride + 1
-        if h + 2 * pad < kh or w + 2 * pad < kw:
-            raise MinispecError(
-                f"conv2d kernel {kh}x{kw} is larger than its (padded) input {h + 2 * pad}x{w + 2 * pad}",
-                hint="use a smaller kernel, add padding (pad=...), or pool less before it",
-            )
-        params = {"weight": [attrs["out"], c, kh, kw]}
-        if attrs["bias"]:
-            params["bias"] = [attrs["out"]]
-        return [attrs["out"], oh, ow], params
-    if op in ("maxpool2d", "avgpool2d"):
-        _need_map(op, shape, source)
-        c, h, w = shape
-        k, stride = attrs["kernel"], attrs["stride"]
-        if h < k or w < k:
-            raise MinispecError(
-                f"{op[:-2]}({k}) needs an input of at least {k}x{k}, but it gets {h}x{w}",
-                hint="pool less, or remove a pooling layer",
-            )
-        return [c, (h - k) // stride + 1, (w - k) // stride + 1], {}
-    if op in ("batchnorm1d", "batchnorm2d"):
-        channels = shape[0]
-        return list(shape), {"weight": [channels], "bias": [channels]}
-    if op == "flatten":
-        return [math.prod(shape)], {}
-    if op in ("softmax", "log_softmax") and len(shape) != 1:
+
+def value_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def pair(value: object) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)):
+        return int(value[0]), int(value[-1])
+    return int(value), int(value)
+
+
+def size_text(value: object) -> str:
+    h, w = pair(value)
+    return str(h) if h == w else f"{h}x{w}"
+
+
+def _call_text(name: str, parts: list[str]) -> str:
+    return f"{name}({', '.join(parts)})" if parts else name
+
+
+def _frozen_text(attrs: dict) -> list[str]:
+    return ["trainable=false"] if attrs.get("trainable") is False else []
+
+
+# -- shape rules -------------------------------------------------------------------------
+
+
+def _flat(op: str, shape: list[int], source: str) -> None:
+    if len(shape) != 1:
         raise MinispecError(
             f"{op} expects a flat input, but {source} has shape {shape_text(shape)}",
             hint=f"insert `flatten` before {op}",
         )
-    return list(shape), {}
 
 
-def _need_map(op: str, shape: list[int], source: str) -> None:
+def _map(op: str, shape: list[int], source: str) -> None:
     if len(shape) != 3:
         raise MinispecError(
             f"{op} expects a feature map [channels, height, width], but {source} has shape {shape_text(shape)}",
             hint="convolutions and pooling come before `flatten`; index an image input with x[0] to keep its channel axis",
         )
+
+
+def _same(attrs, inputs, names) -> Inferred:
+    return Inferred(list(inputs[0]))
+
+
+def _linear_shape(attrs, inputs, names) -> Inferred:
+    (shape,) = inputs
+    if len(shape) != 1:
+        raise MinispecError(
+            f"linear({attrs['out']}) expects a flat input, but {names[0]} has shape {shape_text(shape)}",
+            hint="insert `flatten` before linear",
+        )
+    state = {"weight": [attrs["out"], shape[0]]}
+    if attrs["bias"]:
+        state["bias"] = [attrs["out"]]
+    return Inferred([attrs["out"]], state)
+
+
+def _conv_shape(attrs, inputs, names) -> Inferred:
+    (shape,) = inputs
+    _map("conv2d", shape, names[0])
+    c, h, w = shape
+    kh, kw = pair(attrs["kernel"])
+    ph, pw = pair(attrs["padding"])
+    sh, sw = pair(attrs["stride"])
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        raise MinispecError(
+            f"conv2d kernel {kh}x{kw} is larger than its (padded) input {h + 2 * ph}x{w + 2 * pw}",
+            hint="use a smaller kernel, add padding (pad=...), or pool less before it",
+        )
+    state = {"weight": [attrs["out"], c, kh, kw]}
+    if attrs["bias"]:
+        state["bias"] = [attrs["out"]]
+    return Inferred([attrs["out"], (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1], state)
+
+
+def _pool_shape(name: str) -> ShapeRule:
+    def rule(attrs, inputs, names) -> Inferred:
+        (shape,) = inputs
+        _map(name, shape, names[0])
+        c, h, w = shape
+        k, stride = attrs["kernel"], attrs["stride"]
+        if h < k or w < k:
+            raise MinispecError(
+                f"{name}({k}) needs an input of at least {k}x{k}, but it gets {h}x{w}",
+                hint="pool less, or remove a pooling layer",
+            )
+        return Inferred([c, (h - k) // stride + 1, (w - k) // stride + 1])
+    return rule
+
+
+def _batchnorm_shape(attrs, inputs, names) -> Inferred:
+    """`batchnorm` becomes batchnorm1d on [n] and batchnorm2d on [C, H, W]."""
+    (shape,) = inputs
+    if len(shape) not in (1, 3):
+        raise MinispecError(f"batchnorm expects [features] or [channels, height, width], got {shape_text(shape)}")
+    op = "batchnorm1d" if len(shape) == 1 else "batchnorm2d"
+    attrs = dict(attrs)
+    expected = attrs.pop("expect", None)
+    if expected is not None and expected != op:
+        raise MinispecError(
+            f"{expected} does not fit an input of shape {shape_text(shape)}",
+            hint=f"write `{op}`, or just `batchnorm`, which picks by shape",
+        )
+    return Inferred(list(shape), _batchnorm_state(shape), op, attrs)
+
+
+def _batchnorm_state(shape: list[int]) -> dict[str, list[int]]:
+    channels = shape[0]
+    return {"weight": [channels], "bias": [channels], "running_mean": [channels], "running_var": [channels],
+            "num_batches_tracked": []}
+
+
+def _batchnorm_nd_shape(attrs, inputs, names) -> Inferred:
+    return Inferred(list(inputs[0]), _batchnorm_state(inputs[0]))
+
+
+def _flat_only(op: str) -> ShapeRule:
+    def rule(attrs, inputs, names) -> Inferred:
+        _flat(op, inputs[0], names[0])
+        return Inferred(list(inputs[0]))
+    return rule
+
+
+def _select_shape(attrs, inputs, names) -> Inferred:
+    (shape,) = inputs
+    if not shape or attrs["index"] >= shape[0]:
+        raise MinispecError(
+            f"index {attrs['index']} is out of range for {names[0]} of shape {shape_text(shape)}",
+            hint=f"valid indices are 0..{shape[0] - 1}" if shape else "a scalar cannot be indexed",
+        )
+    return Inferred([1, *shape[1:]])
+
+
+def _concat_shape(attrs, inputs, names) -> Inferred:
+    first = inputs[0]
+    for other, name in zip(inputs[1:], names[1:]):
+        if len(other) != len(first) or other[1:] != first[1:]:
+            raise MinispecError(
+                f"concat joins along the first axis, but {names[0]} has shape {shape_text(first)} "
+                f"and {name} has shape {shape_text(other)}",
+                hint="the other axes must agree; flatten both first to join them as vectors",
+            )
+    return Inferred([sum(s[0] for s in inputs), *first[1:]])
+
+
+def _equal_shapes(op: str) -> ShapeRule:
+    def rule(attrs, inputs, names) -> Inferred:
+        for other in inputs[1:]:
+            if other != inputs[0]:
+                what = "a residual body must keep its input's shape" if attrs.get("residual") else f"{op} needs equal shapes"
+                raise MinispecError(
+                    f"{what}: {shape_text(inputs[0])} vs {shape_text(other)}",
+                    hint="use padding to keep the size (conv2d(c, 3, pad=1)) and as many channels as the input",
+                )
+        return Inferred(list(inputs[0]))
+    return rule
+
+
+# -- FLOPs --------------------------------------------------------------------------------
+
+
+def _no_flops(attrs, inputs, shape) -> int:
+    return 0
+
+
+def _linear_flops(attrs, inputs, shape) -> int:
+    return 2 * math.prod(inputs[0]) * attrs["out"]
+
+
+def _conv_flops(attrs, inputs, shape) -> int:
+    kh, kw = pair(attrs["kernel"])
+    return 2 * inputs[0][0] * kh * kw * math.prod(shape)
+
+
+def _pool_flops(attrs, inputs, shape) -> int:
+    return math.prod(shape) * attrs["kernel"] ** 2
+
+
+def _batchnorm_flops(attrs, inputs, shape) -> int:
+    return 4 * math.prod(shape)
+
+
+# -- text ---------------------------------------------------------------------------------
+
+
+def _linear_text(attrs, inputs) -> str:
+    return _call_text("linear", [str(attrs.get("out", "?")), *([] if attrs.get("bias", True) else ["bias=false"]),
+                                 *_frozen_text(attrs)])
+
+
+def _conv_text(attrs, inputs) -> str:
+    parts = [str(attrs.get("out", "?")), f"k={size_text(attrs.get('kernel', '?'))}"]
+    if pair(attrs.get("stride", 1)) != (1, 1):
+        parts.append(f"stride={size_text(attrs['stride'])}")
+    if pair(attrs.get("padding", 0)) != (0, 0):
+        parts.append(f"pad={size_text(attrs['padding'])}")
+    if not attrs.get("bias", True):
+        parts.append("bias=false")
+    return _call_text("conv2d", parts + _frozen_text(attrs))
+
+
+def _pool_text(name: str):
+    def text(attrs, inputs) -> str:
+        kernel = attrs.get("kernel", "?")
+        stride = attrs.get("stride", kernel)
+        extra = "" if stride in (kernel, 0) or pair(stride) == pair(kernel) else f", stride={size_text(stride)}"
+        return f"{name}({size_text(kernel)}{extra})"
+    return text
+
+
+def _batchnorm_text(name: str):
+    def text(attrs, inputs) -> str:
+        parts = [f"{key}={value_text(attrs[key])}" for key, default in (("eps", 1e-5), ("momentum", 0.1))
+                 if key in attrs and not math.isclose(float(attrs[key]), default)]
+        return _call_text(name, parts + _frozen_text(attrs))
+    return text
+
+
+def _add_text(attrs, inputs) -> str:
+    return "add (residual)" if attrs.get("residual") else "add"
+
+
+# -- convolutionize -----------------------------------------------------------------------
+
+
+def _linear_to_map(attrs, maps) -> tuple[str, dict, list[int]]:
+    """linear(out) on a [C, H, W] map: conv2d(out, kernel H x W) -> [out, 1, 1], the same affine map."""
+    c, h, w = maps[0]
+    out = attrs["out"]
+    conv = {"out": out, "kernel": [h, w], "stride": 1, "padding": 0, "bias": attrs["bias"],
+            **{k: v for k, v in attrs.items() if k == "trainable"}}
+    return "conv2d", conv, [out, 1, 1]
+
+
+def _flatten_to_map(attrs, maps) -> tuple[str, dict, list[int]]:
+    return "identity", {}, list(maps[0])
+
+
+def _batchnorm1d_to_map(attrs, maps) -> tuple[str, dict, list[int]]:
+    return "batchnorm2d", dict(attrs), list(maps[0])
+
+
+def _concat_to_map(attrs, maps) -> tuple[str, dict, list[int]] | None:
+    if len({tuple(m[1:]) for m in maps}) != 1:
+        return None
+    return "concat", dict(attrs), [sum(m[0] for m in maps), *maps[0][1:]]
+
+
+# -- the table ------------------------------------------------------------------------------
+
+_BIAS = Arg("bias", bool, True)
+_WEIGHTED = (Tensor("weight", "draw"), Tensor("bias", "draw"))
+_BATCHNORM_STATE = (Tensor("weight", "ones"), Tensor("bias", "zeros"), Tensor("running_mean", "zeros", True),
+                    Tensor("running_var", "ones", True), Tensor("num_batches_tracked", "count", True))
+_BATCHNORM_ARGS = (Arg("eps", float, 1e-5, positive), Arg("momentum", float, 0.1, unit_interval))
+
+
+def _conv_attrs(values: dict) -> dict:
+    return {"out": values["out"], "kernel": [values["k"], values["k"]], "stride": values["stride"],
+            "padding": values["pad"], "bias": values["bias"]}
+
+
+def _pool_attrs(values: dict) -> dict:
+    return {"kernel": values["k"], "stride": values["stride"] or values["k"]}
+
+
+_POOL_ARGS = (Arg("k", int, 2, positive), Arg("stride", int, 0, non_negative, "0: same as k"))
+_FLAT_MLP = "out = x | linear(8) | {op} | linear(2)"
+
+OPS: dict[str, OpDef] = {
+    op.name: op
+    for op in [
+        OpDef("input", "a data input", _same, traits=frozenset({"source", "data"}), flops=_no_flops,
+              text=lambda attrs, inputs: "input"),
+        OpDef("select", "one slice of the first axis, kept with size 1", _select_shape, flops=_no_flops,
+              text=lambda attrs, inputs: f"{inputs[0] if inputs else '?'}[{attrs.get('index', '?')}]",
+              traits=frozenset({"needs_flat", "view"}), example="out = x[1] | flatten | linear(2)"),
+        OpDef("linear", "fully connected: y = x W^T + b", _linear_shape, spelled="linear",
+              args=(Arg("out", int, check=positive, doc="output features"), _BIAS),
+              state=_WEIGHTED, flops=_linear_flops, text=_linear_text, to_map=_linear_to_map,
+              example="out = x | linear(8) | linear(2)"),
+        OpDef("conv2d", "2-D convolution over [C, H, W]", _conv_shape, spelled="conv2d", aliases=("conv",),
+              args=(Arg("out", int, check=positive, doc="output channels"),
+                    Arg("k", int, check=positive, doc="kernel size"),
+                    Arg("stride", int, 1, positive), Arg("pad", int, 0, non_negative), _BIAS),
+              attrs=_conv_attrs, state=_WEIGHTED, flops=_conv_flops, text=_conv_text,
+              traits=frozenset({"needs_flat"}),
+              example="out = x | conv2d(2, 3, stride=2, pad=1) | flatten | linear(10)"),
+        OpDef("maxpool2d", "2-D max pooling", _pool_shape("maxpool"), spelled="maxpool", aliases=("maxpool2d",),
+              args=_POOL_ARGS, attrs=_pool_attrs, flops=_pool_flops, text=_pool_text("maxpool2d"),
+              traits=frozenset({"needs_flat"}),
+              example="out = x | maxpool(3, stride=2) | flatten | linear(10)"),
+        OpDef("avgpool2d", "2-D average pooling", _pool_shape("avgpool"), spelled="avgpool", aliases=("avgpool2d",),
+              args=_POOL_ARGS, attrs=_pool_attrs, flops=_pool_flops, text=_pool_text("avgpool2d"),
+              traits=frozenset({"needs_flat"}),
+              example="out = x | avgpool(2) | flatten | linear(10)"),
+        OpDef("batchnorm", "batch normalisation; 1-D on [n], 2-D on [C, H, W]", _batchnorm_shape,
+              spelled="batchnorm", aliases=("batchnorm1d", "batchnorm2d"), args=_BATCHNORM_ARGS,
+              resolves_to=("batchnorm1d", "batchnorm2d")),
+        OpDef("batchnorm1d", "batch normalisation over features", _batchnorm_nd_shape, state=_BATCHNORM_STATE,
+              flops=_batchnorm_flops, text=_batchnorm_text("batchnorm1d"), to_map=_batchnorm1d_to_map,
+              traits=frozenset({"elementwise"}), example=_FLAT_MLP.format(op="batchnorm")),
+        OpDef("batchnorm2d", "batch normalisation over channels", _batchnorm_nd_shape, state=_BATCHNORM_STATE,
+              flops=_batchnorm_flops, text=_batchnorm_text("batchnorm2d"), traits=frozenset({"elementwise"}),
+              example="out = x | conv2d(2, 3) | batchnorm(momentum=0.2) | flatten | linear(10)"),
+        OpDef("dropout", "dropout", _same, spelled="dropout",
+              args=(Arg("p", float, 0.5, probability, "probability of zeroing"),),
+              traits=frozenset({"elementwise", "random"}),
+              text=lambda attrs, inputs: f"dropout({value_text(attrs.get('p', 0.5))})",
+              example=_FLAT_MLP.format(op="dropout(0.3)")),
+        OpDef("flatten", "[C, H, W] -> [C*H*W]", lambda attrs, inputs, names: Inferred([math.prod(inputs[0])]),
+              spelled="flatten", flops=_no_flops, to_map=_flatten_to_map, traits=frozenset({"flattens"}),
+              example="out = x | flatten | linear(10)"),
+        OpDef("identity", "y = x (left by convolutionize)", _same, flops=_no_flops,
+              traits=frozenset({"elementwise"}), example="out = x | conv2d(2, 5) | flatten | linear(4) | linear(10)"),
+        OpDef("relu", "max(0, x)", _same, spelled="relu", traits=frozenset({"elementwise"}),
+              example=_FLAT_MLP.format(op="relu")),
+        OpDef("leaky_relu", "x if x > 0 else slope * x", _same, spelled="leaky_relu", aliases=("leakyrelu",),
+              args=(Arg("slope", float, 0.01),), traits=frozenset({"elementwise"}),
+              text=lambda attrs, inputs: f"leaky_relu({value_text(attrs.get('slope', 0.01))})",
+              example=_FLAT_MLP.format(op="leaky_relu(0.2)")),
+        OpDef("tanh", "hyperbolic tangent", _same, spelled="tanh", traits=frozenset({"elementwise"}),
+              example=_FLAT_MLP.format(op="tanh")),
+        OpDef("sigmoid", "1 / (1 + exp(-x))", _same, spelled="sigmoid",
+              traits=frozenset({"elementwise", "probability"}), example=_FLAT_MLP.format(op="sigmoid")),
+        OpDef("softmax", "softmax over the features", _flat_only("softmax"), spelled="softmax",
+              traits=frozenset({"needs_flat", "probability"}), example=_FLAT_MLP.format(op="softmax")),
+        OpDef("log_softmax", "log of the softmax over the features (for nll)", _flat_only("log_softmax"),
+              spelled="log_softmax", traits=frozenset({"needs_flat", "log_probability"}),
+              example=_FLAT_MLP.format(op="log_softmax")),
+        OpDef("concat", "join along the first axis (channels of a map, or features of a vector)", _concat_shape,
+              spelled="concat", traits=frozenset({"combinator"}), to_map=_concat_to_map,
+              example="a = x | linear(3)\n    out = x | linear(4) | concat(a) | linear(2)"),
+        OpDef("add", "elementwise sum of equal shapes", _equal_shapes("add"), spelled="add",
+              traits=frozenset({"combinator", "elementwise"}), text=_add_text,
+              example="a = x | linear(4)\n    out = x | linear(4) | add(a) | residual { linear(4) | tanh } | linear(2)"),
+    ]
+}
+
+# The op a spec's word stands for: spelled names and aliases.
+SPELLED: dict[str, OpDef] = {
+    word: op for op in OPS.values() if op.spelled for word in (op.spelled, *op.aliases)
+}
+COMBINATORS = tuple(op.spelled for op in OPS.values() if op.spelled and op.has("combinator"))
+# IR ops every backend must lower: all but data inputs and the ops shape inference replaces.
+LOWERED = tuple(name for name, op in OPS.items() if not op.resolves_to and not op.has("data"))
+
+
+def infer(op: str, attrs: dict, inputs: list[list[int]], names: list[str]) -> Inferred:
+    """Output and state shapes of a node, or MinispecError (no span: the caller adds it).
+
+    `names` name the inputs in messages: the user's name for each (`` `a` ``) or "its input"."""
+    return OPS[op].shape(attrs, inputs, names)
+
+
+def op_text(op: str, attrs: dict, inputs: list[str]) -> str:
+    """A node as a spec would write it, with the options that differ from their defaults."""
+    definition = OPS.get(op)
+    if definition is not None and definition.text is not None:
+        return definition.text(attrs, inputs)
+    shown = {k: v for k, v in attrs.items() if k not in ("residual", "expect")}
+    return _call_text(op, [f"{k}={value_text(v)}" for k, v in shown.items()])
+
+
+def state_names(node) -> list[str]:
+    """The names of a node's parameters and buffers in state order (those it has)."""
+    held = {**node.param_shapes, **node.buffer_shapes}
+    return [t.name for t in OPS[node.op].state if t.name in held]

@@ -15,9 +15,7 @@ import math
 
 from minispec.errors import MinispecError
 from minispec.ir.model import Loss, Node, Program
-from minispec.ir.ops import infer, shape_text
-
-_ELEMENTWISE = ("relu", "leaky_relu", "tanh", "sigmoid", "dropout", "batchnorm1d", "batchnorm2d")
+from minispec.ir.ops import OPS, shape_text
 
 
 def infer_shapes(program: Program) -> Program:
@@ -46,52 +44,30 @@ def infer_shapes(program: Program) -> Program:
 
 
 def _infer_node(node: Node, shapes: dict[str, list[int]], program: Program) -> Node:
-    inputs = [shapes[i] for i in node.inputs]
-    op, attrs = node.op, dict(node.attrs)
-    if op == "input":
-        shape = list(program.data.inputs[attrs["name"]])
-        return node.model_copy(update={"shape": shape})
-    if op == "select":
-        (shape,) = inputs
-        if not shape or attrs["index"] >= shape[0]:
-            raise MinispecError(
-                f"index {attrs['index']} is out of range for `{node.inputs[0]}` of shape {shape_text(shape)}",
-                hint=f"valid indices are 0..{shape[0] - 1}" if shape else "a scalar cannot be indexed",
-            )
-        return node.model_copy(update={"shape": [1, *shape[1:]]})
-    if op == "concat":
-        first = inputs[0]
-        for other, name in zip(inputs[1:], node.inputs[1:]):
-            if len(other) != len(first) or other[1:] != first[1:]:
-                raise MinispecError(
-                    f"concat joins along the first axis, but `{node.inputs[0]}` has shape {shape_text(first)} "
-                    f"and `{name}` has shape {shape_text(other)}",
-                    hint="the other axes must agree; flatten both first to join them as vectors",
-                )
-        return node.model_copy(update={"shape": [sum(s[0] for s in inputs), *first[1:]]})
-    if op == "add":
-        for other, name in zip(inputs[1:], node.inputs[1:]):
-            if other != inputs[0]:
-                what = "a residual body must keep its input's shape" if attrs.get("residual") else "add needs equal shapes"
-                raise MinispecError(
-                    f"{what}: {shape_text(inputs[0])} vs {shape_text(other)}",
-                    hint="use padding to keep the size (conv2d(c, 3, pad=1)) and as many channels as the input",
-                )
-        return node.model_copy(update={"shape": list(inputs[0])})
-    (shape,) = inputs
-    if op == "batchnorm":
-        if len(shape) not in (1, 3):
-            raise MinispecError(f"batchnorm expects [features] or [channels, height, width], got {shape_text(shape)}")
-        op = "batchnorm1d" if len(shape) == 1 else "batchnorm2d"
-        expected = attrs.pop("expect", None)
-        if expected is not None and expected != op:
-            raise MinispecError(
-                f"{expected} does not fit an input of shape {shape_text(shape)}",
-                hint=f"write `{op}`, or just `batchnorm`, which picks by shape",
-            )
-    named = next((name for name, node_id in program.names.items() if node_id == node.inputs[0]), None)
-    out_shape, param_shapes = infer(op, attrs, shape, f"`{named}`" if named else "its input")
-    return node.model_copy(update={"op": op, "attrs": attrs, "shape": out_shape, "param_shapes": param_shapes})
+    if OPS[node.op].has("data"):
+        inputs, names = [list(program.data.inputs[node.attrs["name"]])], [f"`{node.attrs['name']}`"]
+    else:
+        inputs, names = [shapes[i] for i in node.inputs], [_input_name(i, node, program) for i in node.inputs]
+    inferred = OPS[node.op].shape(dict(node.attrs), inputs, names)
+    op = inferred.op or node.op
+    state = OPS[op].state
+    return node.model_copy(update={
+        "op": op,
+        "attrs": node.attrs if inferred.attrs is None else inferred.attrs,
+        "shape": inferred.shape,
+        "param_shapes": {t.name: inferred.state[t.name] for t in state if not t.buffer and t.name in inferred.state},
+        "buffer_shapes": {t.name: inferred.state[t.name] for t in state if t.buffer and t.name in inferred.state},
+    })
+
+
+def _input_name(node_id: str, node: Node, program: Program) -> str:
+    """How a message names an input: the user's name, a data input, or "its input"."""
+    named = next((name for name, i in program.names.items() if i == node_id), None)
+    if named is not None:
+        return f"`{named}`"
+    if len(node.inputs) > 1 or any(n.id == node_id and OPS[n.op].has("data") for n in program.nodes):
+        return f"`{node_id}`"
+    return "its input"
 
 
 def _shared_mismatch(owner: Node, node: Node, shapes: dict[str, list[int]]) -> MinispecError:
@@ -116,13 +92,13 @@ def _check_loss(loss: Loss, shape: list[int], program: Program) -> None:
             hint=f"end `{name}` with flatten and linear(...)",
         )
     producer = program.node(loss.node).op
-    if loss.kind == "nll" and producer != "log_softmax":
+    if loss.kind == "nll" and not OPS[producer].has("log_probability"):
         raise MinispecError(
             f"nll expects log-probabilities, but `{name}` is the output of {producer}",
             loss.span,
             hint=f"end `{name}` with log_softmax, or use cross_entropy on the logits",
         )
-    if loss.kind == "bce" and producer not in ("sigmoid", "softmax"):
+    if loss.kind == "bce" and not OPS[producer].has("probability"):
         raise MinispecError(
             f"bce expects probabilities, but `{name}` is the output of {producer}",
             loss.span,
@@ -163,34 +139,29 @@ def convolutionize(program: Program) -> Program:
         inputs = [source(i) for i in node.inputs]
         maps = [spatial.get(i) for i in inputs]
         node = node.model_copy(update={"inputs": inputs})
-        if node.op == "flatten" and len(maps[0] or _shape_of(nodes, inputs[0])) == 3:
-            spatial[node.id] = maps[0] or _shape_of(nodes, inputs[0])
-            node = node.model_copy(update={"op": "identity", "shape": spatial[node.id]})
-        elif node.op == "linear" and maps[0] is not None:
-            c, h, w = maps[0]
-            out = node.attrs["out"]
-            weight = [out, c, h, w]
-            params = {"weight": weight, **({"bias": [out]} if "bias" in node.param_shapes else {})}
-            node = node.model_copy(update={
-                "op": "conv2d",
-                "attrs": {"out": out, "kernel": [h, w], "stride": 1, "padding": 0, "bias": "bias" in params},
-                "shape": [out, 1, 1],
-                "param_shapes": params,
-            })
-            spatial[node.id] = [out, 1, 1]
-        elif node.op in _ELEMENTWISE and maps[0] is not None:
-            op = "batchnorm2d" if node.op == "batchnorm1d" else node.op
-            node = node.model_copy(update={"op": op, "shape": maps[0]})
-            spatial[node.id] = maps[0]
-        elif node.op == "concat" and all(m is not None for m in maps) and len({tuple(m[1:]) for m in maps}) == 1:
-            shape = [sum(m[0] for m in maps), *maps[0][1:]]
-            node = node.model_copy(update={"shape": shape})
+        definition = OPS[node.op]
+        if definition.has("flattens") and maps[0] is None and len(_shape_of(nodes, inputs[0])) == 3:
+            maps = [_shape_of(nodes, inputs[0])]  # the flatten of a map: where the rewrite starts
+        if not any(m is not None for m in maps):
+            nodes.append(node)
+            continue
+        rewritten = None
+        if definition.to_map is not None and all(m is not None for m in maps):
+            rewritten = definition.to_map(dict(node.attrs), maps)
+        elif definition.has("elementwise") and all(m == maps[0] for m in maps):
+            rewritten = node.op, dict(node.attrs), list(maps[0])
+        elif not (definition.to_map or definition.has("elementwise") or definition.has("needs_flat")):
+            raise MinispecError(
+                f"convolutionize does not know how {node.op} acts on a feature map",
+                node.span,
+                hint="declare the op elementwise, needs_flat or give it to_map in minispec/ir/ops.py",
+            )
+        if rewritten is not None:
+            op, attrs, shape = rewritten
+            node = node.model_copy(update={"op": op, "attrs": attrs, "shape": shape})
             spatial[node.id] = shape
-        elif node.op == "add" and all(m is not None for m in maps) and len({tuple(m) for m in maps}) == 1:
-            node = node.model_copy(update={"shape": maps[0]})
-            spatial[node.id] = maps[0]
-        elif any(m is not None for m in maps):
-            # Any other consumer needs the flat vector back.
+        else:
+            # This consumer needs the flat vector back.
             flat_inputs = []
             for input_id, shape in zip(inputs, maps):
                 if shape is None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from minispec.errors import MinispecError, Span, remember_source
-from minispec.ir.ops import ALIASES, OPS
+from minispec.ir.ops import SPELLED
 from minispec.lang import syntax as s
 from minispec.lang.parser import parse
 from minispec.lang.values import evaluate, nearest
@@ -99,7 +99,7 @@ def _read_into(merged: Merged, path: Path, stack: list[Path], roots: tuple[Path,
             merged.data = item
         elif isinstance(item, s.BlockDef):
             once("block", item.name, item.span)
-            if item.name in OPS or item.name in ALIASES:
+            if item.name in SPELLED:
                 raise MinispecError(f"block `{item.name}` has the name of a built-in layer", item.span,
                                     hint="choose another name")
             merged.blocks[item.name] = item

@@ -14,20 +14,10 @@ from dataclasses import dataclass, replace
 
 from minispec.errors import MinispecError, Span
 from minispec.ir.model import DataSpec, Scope
-from minispec.ir.ops import ALIASES, GRAPH_OPS, OPS, Arg
+from minispec.ir.ops import COMBINATORS, OPS, SPELLED, Arg
 from minispec.lang import syntax as s
 from minispec.lang.files import Merged
 from minispec.lang.values import Value, bind_args, bind_block, evaluate, nearest, typed
-
-
-def layer_attrs(op: str, values: dict[str, Value]) -> tuple[str, dict]:
-    """Signature values -> IR op name and attributes."""
-    if op == "conv2d":
-        return op, {"out": values["out"], "kernel": [values["k"], values["k"]], "stride": values["stride"],
-                    "padding": values["pad"], "bias": values["bias"]}
-    if op in ("maxpool", "avgpool"):
-        return op + "2d", {"kernel": values["k"], "stride": values["stride"] or values["k"]}
-    return op, dict(values)
 
 
 MAX_REPEAT = 1000
@@ -135,7 +125,7 @@ class NetBuilder:
         if isinstance(expr, s.Index):
             return self.select(expr, context)
         if isinstance(expr, s.Call):
-            if expr.name in GRAPH_OPS:
+            if expr.name in COMBINATORS:
                 return self.combine(expr.name, list(expr.args), [], expr, context)
             statement = self.definitions.get(expr.name)
             if isinstance(statement, s.InstanceStmt):
@@ -143,7 +133,7 @@ class NetBuilder:
                     raise MinispecError(f"instance `{expr.name}` is applied to exactly one input", expr.span,
                                         hint=f"{expr.name}(x[0])")
                 return self.apply_instance(statement, self.source(expr.args[0], context), context, expr.span)
-            if expr.name in OPS or expr.name in ALIASES or expr.name in self.merged.blocks:
+            if expr.name in SPELLED or expr.name in self.merged.blocks:
                 raise MinispecError(
                     f"a statement starts from an input or a named node, not from `{expr.name}(...)`",
                     expr.span,
@@ -217,15 +207,14 @@ class NetBuilder:
         raise MinispecError("expected a layer, a block, an instance, `repeat` or `residual` here", stage.span)
 
     def call(self, name: str, call: s.Call | None, span: Span, name_span: Span, current: str, context: _Context) -> str:
-        if name in GRAPH_OPS and call is not None:
+        if name in COMBINATORS and call is not None:
             return self.combine(name, list(call.args), [current], call, context)
-        op = ALIASES.get(name, name)
-        if op in OPS:
-            values = bind_args(name, OPS[op].args, call, context.env, span)
-            ir_op, attrs = layer_attrs(op, values)
-            if name in ("batchnorm1d", "batchnorm2d"):
-                attrs["expect"] = name
-            return self.add_node(ir_op, attrs, [current], span, context)
+        definition = SPELLED.get(name)
+        if definition is not None:
+            attrs = definition.attrs(bind_args(name, definition.args, call, context.env, span))
+            if definition.resolves_to and name != definition.spelled:
+                attrs["expect"] = name  # `batchnorm2d`: checked when shape inference resolves it
+            return self.add_node(definition.name, attrs, [current], span, context)
         if name in self.merged.blocks:
             return self.expand_block(self.merged.blocks[name], call, span, current, context)
         statement = self.definitions.get(name)
@@ -237,8 +226,8 @@ class NetBuilder:
         if statement is not None:
             raise MinispecError(f"`{name}` is a node, not a layer", name_span,
                                 hint=f"combine nodes with concat(...) or add(...), e.g. `| concat({name})`")
-        candidates = [*OPS, *ALIASES, *self.merged.blocks,
-                      *[n for n, d in self.definitions.items() if isinstance(d, s.InstanceStmt)], *GRAPH_OPS]
+        candidates = [*SPELLED, *self.merged.blocks,
+                      *[n for n, d in self.definitions.items() if isinstance(d, s.InstanceStmt)]]
         raise MinispecError(f"unknown layer `{name}`", name_span,
                             hint=nearest(name, candidates) or "see docs/language.md for the list of layers")
 
@@ -274,7 +263,7 @@ class NetBuilder:
         number = next(context.counter)
         node_id = f"{context.statement}_{number}_{op}"
         weights = None
-        if op in ("linear", "conv2d", "batchnorm"):
+        if OPS[op].state or any(OPS[r].state for r in OPS[op].resolves_to):
             if context.instance is not None:
                 name, counter = context.instance
                 weights = f"{name}_{next(counter)}_{op}"

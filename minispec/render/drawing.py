@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from minispec.ir.model import Node, Program, Scope
+from minispec.ir.ops import OPS
 from minispec.render.labels import (
     Frame,
     InstanceUse,
@@ -197,7 +198,7 @@ def build_drawing(program: Program, fold: bool = False) -> Drawing:
             tail, head = final(source), final(node.id)
             if tail == head:
                 continue
-            skip = node.op == "add" and node.attrs.get("residual") and position == 1
+            skip = node.attrs.get("residual") and position == 1
             folded = tail in fold_keys or head in fold_keys
             style: EdgeStyle = "skip" if skip and not folded else "normal"
             labels = arrows.setdefault((tail, head, style), [])
@@ -259,9 +260,9 @@ def _use_label(source: Node, target: Node, uses: dict[Frame, InstanceUse]) -> st
 
 def _box(node: Node, names: list[str] | None, cluster: str | None, head: bool) -> DrawNode:
     in_instance = any(s.kind == "instance" for s in node.scope)
-    if node.op == "input":
+    if OPS[node.op].has("data"):
         return DrawNode(node.id, [shape_text(node.shape)], "input", name=node.attrs.get("name", node.id), cluster=cluster)
-    if node.op == "select":
+    if OPS[node.op].has("view"):
         return DrawNode(node.id, [op_text(node), shape_text(node.shape)], "input", cluster=cluster)
     kind: NodeKind = "head" if head else "shared" if in_instance else "layer"
     name = " / ".join(names) if names else None
@@ -313,7 +314,7 @@ def _describe(nodes: list[Node], depth: int) -> list[str]:
             lines.append("  " * len(open_frames) + head + " {")
             open_frames.append(frame)
         text = op_text(node)
-        if node.op == "add" and node.attrs.get("residual") and lines and lines[-1].strip() == "}":
+        if node.attrs.get("residual") and lines and lines[-1].strip() == "}":
             lines[-1] += " + skip"
             continue
         lines.append("  " * len(open_frames) + text)

@@ -13,7 +13,9 @@ import math
 from dataclasses import dataclass
 
 from minispec.ir.model import Loss, Node, Program, Scope, Train
+from minispec.ir import ops
 from minispec.ir.ops import shape_text
+from minispec.ir.ops import value_text as _value
 
 __all__ = [
     "InstanceUse",
@@ -35,67 +37,9 @@ def number(value: int) -> str:
     return f"{value:,}"
 
 
-def _value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def _pair(value: object) -> tuple[int, int]:
-    if isinstance(value, (list, tuple)):
-        return int(value[0]), int(value[-1])
-    return int(value), int(value)
-
-
-def _size(value: object) -> str:
-    h, w = _pair(value)
-    return str(h) if h == w else f"{h}x{w}"
-
-
 def op_text(node: Node) -> str:
-    """The op of a node with its key attributes, as it would be written in a spec."""
-    op, attrs = node.op, node.attrs
-    if op == "input":
-        return "input"
-    if op == "select":
-        source = node.inputs[0] if node.inputs else "?"
-        return f"{source}[{attrs.get('index', '?')}]"
-    if op == "linear":
-        extra = "" if attrs.get("bias", True) else ", bias=false"
-        return f"linear({attrs.get('out', '?')}{extra})"
-    if op == "conv2d":
-        parts = [str(attrs.get("out", "?")), f"k={_size(attrs.get('kernel', '?'))}"]
-        if _pair(attrs.get("stride", 1)) != (1, 1):
-            parts.append(f"stride={_size(attrs['stride'])}")
-        if _pair(attrs.get("padding", 0)) != (0, 0):
-            parts.append(f"pad={_size(attrs['padding'])}")
-        if not attrs.get("bias", True):
-            parts.append("bias=false")
-        return f"conv2d({', '.join(parts)})"
-    if op in ("maxpool2d", "avgpool2d"):
-        kernel = attrs.get("kernel", "?")
-        stride = attrs.get("stride", kernel)
-        extra = "" if stride in (kernel, 0) or _pair(stride) == _pair(kernel) else f", stride={_size(stride)}"
-        return f"{op}({_size(kernel)}{extra})"
-    if op in ("batchnorm1d", "batchnorm2d"):
-        parts = []
-        if not math.isclose(float(attrs.get("eps", 1e-5)), 1e-5):
-            parts.append(f"eps={_value(attrs['eps'])}")
-        if not math.isclose(float(attrs.get("momentum", 0.1)), 0.1):
-            parts.append(f"momentum={_value(attrs['momentum'])}")
-        return f"{op}({', '.join(parts)})" if parts else op
-    if op == "dropout":
-        return f"dropout({_value(attrs.get('p', 0.5))})"
-    if op == "leaky_relu":
-        return f"leaky_relu({_value(attrs.get('slope', 0.01))})"
-    if op == "add" and attrs.get("residual"):
-        return "add (residual)"
-    shown = {k: v for k, v in attrs.items() if k not in ("residual", "expect")}
-    if not shown:
-        return op
-    return f"{op}({', '.join(f'{k}={_value(v)}' for k, v in shown.items())})"
+    """The op of a node with its key attributes, as it would be written in a spec (the op table's text)."""
+    return ops.op_text(node.op, node.attrs, node.inputs)
 
 
 def layer_params(node: Node) -> int:

@@ -24,11 +24,13 @@ first). The source imports torch only, never minispec.
 from __future__ import annotations
 
 import keyword
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
 
 from minispec.ir.model import Loss, Node, Program
+from minispec.ir.ops import OPS, pair
 
 INDENT = "    "
 # Names the generated code itself uses; a node with one of them gets a suffix.
@@ -54,66 +56,75 @@ def _submodule_ref(key: str) -> str:
     return f"self.{key}" if _is_plain_attribute(key) else f'self._modules["{key}"]'
 
 
-def _layer_source(node: Node) -> str:
-    """Constructor call of the layer owning `node`'s parameters (cf. module.make_layer)."""
-    attrs, shapes = node.attrs, node.param_shapes
-    if node.op == "linear":
-        out_features, in_features = shapes["weight"]
-        bias = "" if "bias" in shapes else ", bias=False"
-        return f"nn.Linear({in_features}, {out_features}{bias})"
-    if node.op == "conv2d":
-        out_channels, in_channels, kh, kw = shapes["weight"]
-        text = f"nn.Conv2d({in_channels}, {out_channels}, kernel_size=({kh}, {kw})"
-        if attrs["stride"] != 1:
-            text += f", stride={attrs['stride']}"
-        if attrs["padding"] != 0:
-            text += f", padding={attrs['padding']}"
-        if "bias" not in shapes:
-            text += ", bias=False"
-        return text + ")"
-    if node.op in ("batchnorm1d", "batchnorm2d"):
-        (channels,) = shapes["weight"]
-        text = f"nn.BatchNorm{node.op[-2]}d({channels}"
-        if attrs["eps"] != 1e-5:
-            text += f", eps={attrs['eps']!r}"
-        if attrs["momentum"] != 0.1:
-            text += f", momentum={attrs['momentum']!r}"
-        return text + ")"
-    raise ValueError(f"node {node.id!r}: op {node.op!r} has no torch.nn layer")
+def _linear_source(node: Node, args: list[str]) -> str:
+    out_features, in_features = node.param_shapes["weight"]
+    bias = "" if "bias" in node.param_shapes else ", bias=False"
+    return f"nn.Linear({in_features}, {out_features}{bias})"
+
+
+def _conv2d_source(node: Node, args: list[str]) -> str:
+    attrs = node.attrs
+    out_channels, in_channels, kh, kw = node.param_shapes["weight"]
+    text = f"nn.Conv2d({in_channels}, {out_channels}, kernel_size=({kh}, {kw})"
+    if pair(attrs["stride"]) != (1, 1):
+        text += f", stride={_size(attrs['stride'])}"
+    if pair(attrs["padding"]) != (0, 0):
+        text += f", padding={_size(attrs['padding'])}"
+    if "bias" not in node.param_shapes:
+        text += ", bias=False"
+    return text + ")"
+
+
+def _size(value) -> str:
+    """An int, or an (h, w) tuple when the two differ."""
+    h, w = pair(value)
+    return str(h) if h == w else f"({h}, {w})"
+
+
+def _batchnorm_source(node: Node, args: list[str]) -> str:
+    (channels,) = node.param_shapes["weight"]
+    text = f"nn.BatchNorm{1 if len(node.shape) == 1 else 2}d({channels}"
+    if node.attrs["eps"] != 1e-5:
+        text += f", eps={node.attrs['eps']!r}"
+    if node.attrs["momentum"] != 0.1:
+        text += f", momentum={node.attrs['momentum']!r}"
+    return text + ")"
+
+
+def _pool_source(function: str):
+    return lambda node, args: f"F.{function}({args[0]}, kernel_size={node.attrs['kernel']}, stride={node.attrs['stride']})"
+
+
+# op -> (node, input variables) -> source: the constructor of the layer holding
+# the parameter set for ops with state (forward calls it), else the right-hand
+# side computing the node.
+SOURCE: dict[str, Callable[[Node, list[str]], str]] = {
+    "linear": _linear_source,
+    "conv2d": _conv2d_source,
+    "batchnorm1d": _batchnorm_source,
+    "batchnorm2d": _batchnorm_source,
+    "select": lambda node, args: f"{args[0]}[:, {node.attrs['index']}:{node.attrs['index'] + 1}]",
+    "identity": lambda node, args: args[0],
+    "flatten": lambda node, args: f"torch.flatten({args[0]}, 1)",
+    "maxpool2d": _pool_source("max_pool2d"),
+    "avgpool2d": _pool_source("avg_pool2d"),
+    "dropout": lambda node, args: f"F.dropout({args[0]}, p={node.attrs['p']!r}, training=self.training)",
+    "relu": lambda node, args: f"F.relu({args[0]})",
+    "leaky_relu": lambda node, args: f"F.leaky_relu({args[0]}, negative_slope={node.attrs['slope']!r})",
+    "tanh": lambda node, args: f"torch.tanh({args[0]})",
+    "sigmoid": lambda node, args: f"torch.sigmoid({args[0]})",
+    "softmax": lambda node, args: f"F.softmax({args[0]}, dim=1)",
+    "log_softmax": lambda node, args: f"F.log_softmax({args[0]}, dim=1)",
+    "concat": lambda node, args: f"torch.cat([{', '.join(args)}], dim=1)",
+    "add": lambda node, args: " + ".join(args),
+}
 
 
 def _expression(node: Node, args: list[str]) -> str:
     """Right-hand side computing `node` from its input variables."""
-    op, attrs = node.op, node.attrs
     if node.weights is not None:
-        return f"{_submodule_ref(node.weights)}({args[0]})"
-    if op == "select":
-        i = attrs["index"]
-        return f"{args[0]}[:, {i}:{i + 1}]"
-    if op == "identity":
-        return args[0]
-    if op == "flatten":
-        return f"torch.flatten({args[0]}, 1)"
-    if op in ("maxpool2d", "avgpool2d"):
-        fn = "max_pool2d" if op == "maxpool2d" else "avg_pool2d"
-        return f"F.{fn}({args[0]}, kernel_size={attrs['kernel']}, stride={attrs['stride']})"
-    if op == "dropout":
-        return f"F.dropout({args[0]}, p={attrs['p']!r}, training=self.training)"
-    if op == "relu":
-        return f"F.relu({args[0]})"
-    if op == "leaky_relu":
-        return f"F.leaky_relu({args[0]}, negative_slope={attrs['slope']!r})"
-    if op in ("tanh", "sigmoid"):
-        return f"torch.{op}({args[0]})"
-    if op == "softmax":
-        return f"F.softmax({args[0]}, dim=1)"
-    if op == "log_softmax":
-        return f"F.log_softmax({args[0]}, dim=1)"
-    if op == "concat":
-        return f"torch.cat([{', '.join(args)}], dim=1)"
-    if op == "add":
-        return " + ".join(args)
-    raise ValueError(f"node {node.id!r}: unknown op {op!r}")
+        return f"{_submodule_ref(node.weights)}({', '.join(args)})"
+    return SOURCE[node.op](node, args)
 
 
 def _variables(program: Program) -> dict[str, str]:
@@ -121,7 +132,7 @@ def _variables(program: Program) -> dict[str, str]:
     names: dict[str, str] = {}
     taken: set[str] = set()
     for node in program.nodes:
-        base = node.attrs["name"] if node.op == "input" else node.id
+        base = node.attrs["name"] if OPS[node.op].has("data") else node.id
         name = base
         if not name.isidentifier() or keyword.iskeyword(name) or name in RESERVED:
             name = f"{name}_"
@@ -154,7 +165,7 @@ def _instance_name(node: Node) -> str | None:
 def emit_python(program: Program) -> str:
     """Standalone source of one nn.Module class for `program` (see the module docstring)."""
     var = _variables(program)
-    inputs = [node for node in program.nodes if node.op == "input"]
+    inputs = [node for node in program.nodes if OPS[node.op].has("data")]
     users: dict[str, list[str]] = {}
     for node in program.nodes:
         if node.weights is not None:
@@ -191,17 +202,17 @@ def emit_python(program: Program) -> str:
         if not _is_plain_attribute(key):
             note.append(f"{key!r} is not a free attribute name of nn.Module")
         comment = f"  # {'; '.join(note)}" if note else ""
-        lines.append(f"{INDENT * 2}{_submodule_ref(key)} = {_layer_source(owner)}{comment}")
+        lines.append(f"{INDENT * 2}{_submodule_ref(key)} = {SOURCE[owner.op](owner, [])}{comment}")
 
     arguments = ", ".join(["self", *(var[n.id] for n in inputs)])
     lines += ["", f"{INDENT}def forward({arguments}):"]
     body = []
     for node in program.nodes:
-        if node.op == "input":
+        if OPS[node.op].has("data"):
             continue
         expression = _expression(node, [var[i] for i in node.inputs])
         comment = _shape(node)
-        if node.op == "add" and node.attrs.get("residual"):
+        if node.attrs.get("residual"):
             comment += " residual"
         body.append((f"{var[node.id]} = {expression}", comment))
     width = max(len(code) for code, _ in body)

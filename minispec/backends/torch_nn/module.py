@@ -11,13 +11,15 @@ called twice. `state_dict()` keys are therefore the canonical names
 (`<weights>.weight`, `<weights>.running_mean`, ...), in the order of
 `minispec.backends.weights.initial_state`.
 
-Parameterless ops are functional calls in `forward`. Inputs are [B, *shape];
+`LOWERING` is the lowering table: op -> the nn.Module of a parameter set, or
+the function of a parameterless op; the stacked lowering reuses its functions. Inputs are [B, *shape];
 `forward(**inputs)` returns `{node_id: [B, *node.shape]}` for `program.outputs`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,94 +28,89 @@ from torch import nn
 from minispec.backends.weights import initial_state
 from minispec.masks import dropout_mask
 from minispec.ir.model import Node, Program
+from minispec.ir.ops import OPS, pair
 
 
-def make_layer(node: Node) -> nn.Module:
-    """The torch.nn layer holding the parameter set of `node` (a weight owner)."""
-    attrs, shapes = node.attrs, node.param_shapes
-    if node.op == "linear":
-        out_features, in_features = shapes["weight"]
-        return nn.Linear(in_features, out_features, bias="bias" in shapes)
-    if node.op == "conv2d":
-        out_channels, in_channels, kh, kw = shapes["weight"]
-        return nn.Conv2d(
-            in_channels, out_channels, kernel_size=(kh, kw),
-            stride=attrs["stride"], padding=attrs["padding"], bias="bias" in shapes,
-        )
-    if node.op in ("batchnorm1d", "batchnorm2d"):
-        layer = nn.BatchNorm1d if node.op == "batchnorm1d" else nn.BatchNorm2d
-        (channels,) = shapes["weight"]
-        return layer(channels, eps=attrs["eps"], momentum=attrs["momentum"])
-    raise ValueError(f"node {node.id!r}: op {node.op!r} has no torch.nn layer")
+@dataclass(frozen=True)
+class Layout:
+    """How a lowering lays its tensors out, for the lowering table's entries.
 
-
-def functional(node: Node, sample_axis: int = 1,
-               per_image: Callable[[Callable], Callable] = lambda fn: fn) -> Callable[..., torch.Tensor]:
-    """The function computing a parameterless node from its input tensors.
-
-    Inputs are [B, ...] (`sample_axis` 1, the default) or [R, B, ...] (2: the
-    stacked lowering); `per_image` adapts an image-wise op (pooling) to the
-    layout of the inputs.
+    sample_axis: 1 for [B, ...] (`GraphModule`), 2 for [R, B, ...] (the stacked
+    lowering); per_image adapts an image-wise op (pooling) to that layout;
+    replicas: R; dropout(x, p): the module's dropout, identity in evaluation.
     """
-    op, attrs, axis = node.op, node.attrs, sample_axis
-    if op == "select":
-        index = attrs["index"]
-        return lambda x: x.narrow(axis, index, 1)
-    if op == "identity":
-        return lambda x: x
-    if op == "flatten":
-        return lambda x: torch.flatten(x, axis)
-    if op == "maxpool2d":
-        return per_image(lambda x: F.max_pool2d(x, attrs["kernel"], attrs["stride"]))
-    if op == "avgpool2d":
-        return per_image(lambda x: F.avg_pool2d(x, attrs["kernel"], attrs["stride"]))
-    if op == "relu":
-        return F.relu
-    if op == "leaky_relu":
-        return lambda x: F.leaky_relu(x, attrs["slope"])
-    if op == "tanh":
-        return torch.tanh
-    if op == "sigmoid":
-        return torch.sigmoid
-    if op == "softmax":
-        return lambda x: F.softmax(x, dim=axis)
-    if op == "log_softmax":
-        return lambda x: F.log_softmax(x, dim=axis)
-    if op == "concat":
-        return lambda *xs: torch.cat(xs, dim=axis)
-    if op == "add":
-        return lambda a, b: a + b
-    raise ValueError(f"node {node.id!r}: unknown op {op!r}")
+
+    dropout: Callable[[torch.Tensor, float], torch.Tensor]
+    sample_axis: int = 1
+    per_image: Callable[[Callable], Callable] = lambda fn: fn
+    replicas: int = 1
+
+
+def _batchnorm(node: Node, layout: Layout) -> nn.Module:
+    layer = nn.BatchNorm1d if len(node.shape) == 1 else nn.BatchNorm2d
+    (channels,) = node.param_shapes["weight"]
+    return layer(channels, eps=node.attrs["eps"], momentum=node.attrs["momentum"])
+
+
+def _conv2d(node: Node, layout: Layout) -> nn.Module:
+    out_channels, in_channels, kh, kw = node.param_shapes["weight"]
+    return nn.Conv2d(in_channels, out_channels, kernel_size=(kh, kw), stride=pair(node.attrs["stride"]),
+                     padding=pair(node.attrs["padding"]), bias="bias" in node.param_shapes)
+
+
+# op -> (node, layout) -> what computes the node: an nn.Module holding the
+# parameter set for ops with state, a function of the input tensors otherwise.
+LOWERING: dict[str, Callable[[Node, Layout], Callable[..., torch.Tensor]]] = {
+    "linear": lambda node, layout: nn.Linear(node.param_shapes["weight"][1], node.param_shapes["weight"][0],
+                                             bias="bias" in node.param_shapes),
+    "conv2d": _conv2d,
+    "batchnorm1d": _batchnorm,
+    "batchnorm2d": _batchnorm,
+    "select": lambda node, layout: lambda x: x.narrow(layout.sample_axis, node.attrs["index"], 1),
+    "identity": lambda node, layout: lambda x: x,
+    "flatten": lambda node, layout: lambda x: torch.flatten(x, layout.sample_axis),
+    "maxpool2d": lambda node, layout: layout.per_image(
+        lambda x: F.max_pool2d(x, node.attrs["kernel"], node.attrs["stride"])),
+    "avgpool2d": lambda node, layout: layout.per_image(
+        lambda x: F.avg_pool2d(x, node.attrs["kernel"], node.attrs["stride"])),
+    "dropout": lambda node, layout: lambda x: layout.dropout(x, node.attrs["p"]),
+    "relu": lambda node, layout: F.relu,
+    "leaky_relu": lambda node, layout: lambda x: F.leaky_relu(x, node.attrs["slope"]),
+    "tanh": lambda node, layout: torch.tanh,
+    "sigmoid": lambda node, layout: torch.sigmoid,
+    "softmax": lambda node, layout: lambda x: F.softmax(x, dim=layout.sample_axis),
+    "log_softmax": lambda node, layout: lambda x: F.log_softmax(x, dim=layout.sample_axis),
+    "concat": lambda node, layout: lambda *xs: torch.cat(xs, dim=layout.sample_axis),
+    "add": lambda node, layout: lambda a, b: a + b,
+}
 
 
 class ProgramModule(nn.Module):
     """What both lowerings share: one layer per parameter set, registered under
     its `weights` key, and the graph run in node order in `forward`.
 
-    `make_layer(node)` builds the layer of a weight owner, `functional(node)`
-    the function of a parameterless node; subclasses say how dropout draws.
+    `lowering` is the lowering table, `layout` its layout without the dropout,
+    which is this module's (subclasses say how dropout draws).
     """
 
-    def __init__(self, program: Program, make_layer: Callable[[Node], nn.Module],
-                 functional: Callable[[Node], Callable[..., torch.Tensor]]):
+    def __init__(self, program: Program, lowering: dict[str, Callable], layout: Layout):
         super().__init__()
+        layout = replace(layout, dropout=self._dropout_in_training)
         for owner in program.weight_owners:
             # Straight into _modules: a key may be a name nn.Module already uses
             # (`half`, `train`, `to`...); state_dict() reads _modules either way.
-            self._modules[owner.weights] = make_layer(owner)
+            self._modules[owner.weights] = lowering[owner.op](owner, layout)
         self.outputs = program.outputs
-        self._inputs = {node.id: node.attrs["name"] for node in program.nodes if node.op == "input"}
+        self._inputs = {node.id: node.attrs["name"] for node in program.nodes if OPS[node.op].has("data")}
         self._steps: list[tuple[str, str | None, Callable | None, list[str]]] = []
         for node in program.nodes:
-            if node.op == "input":
+            if node.id in self._inputs:
                 continue
-            if node.op == "dropout":
-                self._steps.append((node.id, None, None, node.inputs))
-            elif node.weights is not None:
+            if node.weights is not None:
                 self._steps.append((node.id, node.weights, None, node.inputs))
             else:
-                self._steps.append((node.id, None, functional(node), node.inputs))
-        self._dropout = {node.id: node.attrs["p"] for node in program.nodes if node.op == "dropout"}
+                self._steps.append((node.id, None, lowering[node.op](node, layout), node.inputs))
+        self.has_dropout = any(OPS[node.op].has("random") for node in program.nodes)
 
     def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         missing = set(self._inputs.values()) - set(inputs)
@@ -122,15 +119,11 @@ class ProgramModule(nn.Module):
         values = {node_id: inputs[name] for node_id, name in self._inputs.items()}
         for node_id, weights, fn, args in self._steps:
             xs = [values[a] for a in args]
-            if weights is not None:
-                values[node_id] = self._modules[weights](*xs)
-            elif fn is not None:
-                values[node_id] = fn(*xs)
-            elif self.training and self._dropout[node_id] > 0:
-                values[node_id] = self.dropout(xs[0], self._dropout[node_id])
-            else:
-                values[node_id] = xs[0]
+            values[node_id] = self._modules[weights](*xs) if weights is not None else fn(*xs)
         return {name: values[name] for name in self.outputs}
+
+    def _dropout_in_training(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        return self.dropout(x, p) if self.training and p > 0 else x
 
     def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
         raise NotImplementedError
@@ -146,7 +139,7 @@ class GraphModule(ProgramModule):
     """
 
     def __init__(self, program: Program):
-        super().__init__(program, make_layer, functional)
+        super().__init__(program, LOWERING, Layout(dropout=None))
         self.program = program
         self.dropout_generator: torch.Generator | None = None
 

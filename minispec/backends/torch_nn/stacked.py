@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minispec.backends.torch_nn.module import ProgramModule, functional
+from minispec.backends.torch_nn.module import LOWERING, Layout, ProgramModule
 from minispec.ir.model import Node, Program
+from minispec.ir.ops import OPS, pair
 from minispec.masks import replica_masks, seeded_generators
 
 
@@ -112,25 +113,27 @@ class StackedBatchNorm(nn.Module):
         return _split_channels(y, x.shape[0])
 
 
-def make_stacked_layer(node: Node, replicas: int) -> nn.Module:
-    """The layer holding the R stacked copies of the parameter set of `node` (a weight owner)."""
-    attrs, shapes = node.attrs, node.param_shapes
-    if node.op == "linear":
-        out_features, in_features = shapes["weight"]
-        return StackedLinear(replicas, in_features, out_features, "bias" in shapes)
-    if node.op == "conv2d":
-        out_channels, in_channels, kh, kw = shapes["weight"]
-        return StackedConv2d(replicas, in_channels, out_channels, (kh, kw), attrs["stride"], attrs["padding"],
-                             "bias" in shapes)
-    if node.op in ("batchnorm1d", "batchnorm2d"):
-        (channels,) = shapes["weight"]
-        return StackedBatchNorm(replicas, channels, attrs["eps"], attrs["momentum"])
-    raise ValueError(f"node {node.id!r}: op {node.op!r} has no stacked layer")
+def _stacked_conv2d(node: Node, layout: Layout) -> nn.Module:
+    out_channels, in_channels, kh, kw = node.param_shapes["weight"]
+    return StackedConv2d(layout.replicas, in_channels, out_channels, (kh, kw), pair(node.attrs["stride"]),
+                         pair(node.attrs["padding"]), "bias" in node.param_shapes)
 
 
-def stacked_functional(node: Node) -> Callable[..., torch.Tensor]:
-    """The function computing a parameterless node from [R, B, ...] inputs."""
-    return functional(node, sample_axis=2, per_image=lambda fn: lambda x: _per_image(fn, x))
+def _stacked_batchnorm(node: Node, layout: Layout) -> nn.Module:
+    (channels,) = node.param_shapes["weight"]
+    return StackedBatchNorm(layout.replicas, channels, node.attrs["eps"], node.attrs["momentum"])
+
+
+# The lowering table over R replicas: the stacked layers of the ops with state,
+# and module.py's functions (in the [R, B, ...] layout) for the others.
+STACKED_LOWERING: dict[str, Callable] = {
+    **{op: lower for op, lower in LOWERING.items() if not OPS[op].state},
+    "linear": lambda node, layout: StackedLinear(layout.replicas, node.param_shapes["weight"][1],
+                                                 node.param_shapes["weight"][0], "bias" in node.param_shapes),
+    "conv2d": _stacked_conv2d,
+    "batchnorm1d": _stacked_batchnorm,
+    "batchnorm2d": _stacked_batchnorm,
+}
 
 
 class StackedGraphModule(ProgramModule):
@@ -142,9 +145,10 @@ class StackedGraphModule(ProgramModule):
     """
 
     def __init__(self, program: Program, replicas: int, generators: Sequence[torch.Generator] | None = None):
-        super().__init__(program, lambda node: make_stacked_layer(node, replicas), stacked_functional)
+        layout = Layout(dropout=None, sample_axis=2, per_image=lambda fn: lambda x: _per_image(fn, x), replicas=replicas)
+        super().__init__(program, STACKED_LOWERING, layout)
         if generators is None:
-            generators = seeded_generators(replicas) if self._dropout else [torch.Generator()] * replicas
+            generators = seeded_generators(replicas) if self.has_dropout else [torch.Generator()] * replicas
         if len(generators) != replicas:
             raise ValueError(f"expected {replicas} dropout generators (one per replica), got {len(generators)}")
         self.replicas = replicas
