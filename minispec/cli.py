@@ -353,5 +353,80 @@ def eval_command(spec, weights, backend, device, data_root, trial, overrides, in
                    f"test error {100 * result['errors']['test'][head]:6.2f}%{mark}")
 
 
+@main.group()
+def plot():
+    """Redraw figures from run folders, without training.
+
+    \b
+    Examples:
+      minispec plot curves runs/disk-1a2b3c4d
+      minispec plot compare runs/sn-* runs/wsn-* -o pairs.png
+      minispec plot decision runs/disk-1a2b3c4d --mean
+    """
+
+
+RUN_DIRS = click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+METRIC = click.option("--metric", type=click.Choice(["test_error", "train_error", "train_loss", "test_loss"]),
+                      default="test_error", show_default=True, help="What the curves show.")
+
+
+@plot.command("curves")
+@RUN_DIRS
+@METRIC
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Draw all runs overlaid here (default: each run's own curves.png).")
+@_friendly
+def plot_curves_command(run_dirs, metric, output):
+    """Mean ± std curves of each run (test solid, train dashed), as `run` draws them."""
+    from minispec.experiment.plots import redraw_curves
+
+    for path in redraw_curves(run_dirs, metric, output):
+        click.echo(f"wrote {path}", err=True)
+
+
+@plot.command("compare")
+@RUN_DIRS
+@METRIC
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("compare.png"),
+              show_default=True, help="The overlay plot.")
+@_friendly
+def plot_compare_command(run_dirs, metric, output):
+    """One overlay of several runs and the table of `minispec compare` (Welch's p against the first)."""
+    from minispec.experiment.plots import compare_folders
+
+    comparison = compare_folders(run_dirs, output, metric)
+    click.echo(comparison.table())
+    click.echo(f"plot: {comparison.plot}")
+
+
+@plot.command("decision")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Default: RUN_DIR/decision.png (decision_mean.png with --mean).")
+@click.option("--trial", "trials", multiple=True, type=click.IntRange(min=0),
+              help="Draw this trial (repeatable; default: every trained trial, one panel each).")
+@click.option("--mean", is_flag=True, help="One panel: the mean output over the trials, each trial's boundary thin.")
+@click.option("--resolution", type=click.IntRange(min=2), default=100, show_default=True,
+              help="Grid points per side of the input square.")
+@click.option("--backend", type=click.Choice(["torch", "scratch"]), default="torch", show_default=True)
+@_friendly
+def plot_decision_command(run_dir, output, trials, mean, resolution, backend):
+    """The trained model's output over a grid of the input square (specs whose
+    input is 2-D points), the decision boundary at the spec's threshold, and
+    the test points coloured right (green) or wrong (red).
+
+    \b
+    Example:
+      minispec run specs/disk_sigmoid.mdl --trials 4 --out runs/sig
+      minispec plot decision runs/sig
+    """
+    from minispec.experiment.plots import draw_decision
+
+    path, maps = draw_decision(run_dir, output, trials or None, mean, resolution, backend)
+    for m in maps:
+        click.echo(f"{m.title}: test error {100 * m.test_error:.2f}%")
+    click.echo(f"wrote {path}", err=True)
+
+
 if __name__ == "__main__":
     main()

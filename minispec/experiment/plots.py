@@ -6,7 +6,9 @@ One colour per run; the line is the mean over the run's finished,
 non-diverged trials at each evaluation point, the band mean ± one sample
 standard deviation. For error metrics the test curve is solid and, with
 `train=True`, the train curve of the same run is dashed. Used for a run's
-`curves.png` and for the overlay of `minispec compare`. The series are
+`curves.png` and for the overlay of `minispec compare`; `redraw_curves`,
+`compare_folders` and `draw_decision` redraw figures from run folders
+without training (`minispec plot`). The series are
 computed here and drawn by `minispec.render.curves`, which knows no run.
 """
 
@@ -15,11 +17,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from minispec.errors import MinispecError
 from minispec.experiment import stats
-from minispec.experiment.folder import RunResult
+from minispec.experiment.folder import RunResult, load_run
 from minispec.render.curves import Band, draw_bands
+
+if TYPE_CHECKING:
+    from minispec.experiment.compare import Comparison
+    from minispec.render.decision import DecisionMap
 
 METRICS = {
     "test_error": ("test error (%)", "train_error"),
@@ -97,3 +104,49 @@ def _title(results: Sequence[RunResult], label: str) -> str:
         return f"{result.spec}: {label}, mean ± std over {n} trial{'s' if n != 1 else ''}{extra}"
     names = " vs ".join(r.spec for r in results) if len(results) <= 3 else f"{len(results)} specs"
     return f"{names}: {label}, mean ± std over trials"
+
+
+# ---------------------------------------------------------------- `minispec plot`: figures from run folders
+
+
+def redraw_curves(folders: Sequence[str | Path], metric: str = "test_error", output: str | Path | None = None,
+                  train: bool = True) -> list[Path]:
+    """Each run's curves figure again: into its own folder (`curves.png`, or
+    `curves_<metric>.png` for another metric), or all runs overlaid in `output`."""
+    runs = [load_run(folder) for folder in folders]
+    if output is not None:
+        return [plot_curves(runs, output, metric=metric, train=train)]
+    name = "curves.png" if metric == "test_error" else f"curves_{metric}.png"
+    return [plot_curves([run], run.folder / name, metric=metric, train=train) for run in runs]
+
+
+def compare_folders(folders: Sequence[str | Path], output: str | Path, metric: str = "test_error") -> "Comparison":
+    """The table of `minispec compare` (Welch's p against the first run) and its
+    overlay plot, from finished run folders."""
+    from minispec.experiment.compare import Comparison
+    from minispec.experiment.tables import summary_table
+
+    runs = [load_run(folder) for folder in folders]
+    plot = plot_curves(runs, output, metric=metric, train=len(runs) <= 2)
+    return Comparison(results=runs, rows=summary_table(runs), plot=plot)
+
+
+def draw_decision(
+    folder: str | Path,
+    output: str | Path | None = None,
+    trials: Sequence[int] | None = None,
+    mean: bool = False,
+    resolution: int | None = None,
+    backend: str = "torch",
+    device: str = "cpu",
+) -> tuple[Path, list["DecisionMap"]]:
+    """The decision map of a run's trials (one panel each, or their mean) into
+    `output` (default: `<folder>/decision.png`, `decision_mean.png` with `mean`)."""
+    from minispec.experiment.decision import RESOLUTION, decision_maps
+    from minispec.render.decision import plot_decision
+
+    run = load_run(folder)
+    maps = decision_maps(run, trials, resolution or RESOLUTION, backend, device)
+    if output is None:
+        output = run.folder / ("decision_mean.png" if mean else "decision.png")
+    return plot_decision(maps, output, mean=mean, title=f"{run.spec}: decision map"), maps

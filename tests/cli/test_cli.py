@@ -140,3 +140,19 @@ def test_a_diverging_run_is_recorded_and_the_command_ends_cleanly(write_spec, tm
     assert run.summary.diverged == [0, 1, 2]
     assert run.trials[0].diverged and run.trials[0].diverged_epoch is not None
     assert "3 diverged" in result.output
+
+
+def test_plot_commands_redraw_from_run_folders(spec, tmp_path):
+    assert invoke("run", spec, "--out", tmp_path / "r").exit_code == 0
+    (tmp_path / "r/curves.png").unlink()
+    assert invoke("plot", "curves", tmp_path / "r").exit_code == 0
+    assert (tmp_path / "r/curves.png").stat().st_size > 1000
+    compared = invoke("plot", "compare", tmp_path / "r", tmp_path / "r", "-o", tmp_path / "c.png")
+    assert compared.exit_code == 0 and "1.000" in compared.output and (tmp_path / "c.png").exists()
+    recorded = json.loads((tmp_path / "r/trials/trial_001.json").read_text())["final"]["test_error"]
+    drawn = invoke("plot", "decision", tmp_path / "r", "--trial", 1, "--backend", "scratch")
+    assert drawn.exit_code == 0, drawn.output
+    assert f"tiny, trial 1: test error {100 * recorded:.2f}%" in drawn.output
+    assert (tmp_path / "r/decision.png").stat().st_size > 1000
+    missing = invoke("plot", "decision", tmp_path / "r", "--trial", 9)
+    assert missing.exit_code == 2 and "no finished trial 9" in missing.output
