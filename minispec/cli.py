@@ -52,6 +52,7 @@ def main():
       minispec check specs/*.mdl            validate specs, print layer tables
       minispec graph specs/caux.mdl -o caux.svg
       minispec compile specs/saux.mdl --emit ir
+      minispec examples my-specs            copy the shipped specs out to edit
     """
 
 
@@ -118,6 +119,23 @@ def compile_command(spec, emit, output, overrides, include_roots):
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@_friendly
+def examples(folder):
+    """Copy the shipped spec library (every example spec, and lib/ with the
+    files they include) into FOLDER, to read, edit and run.
+
+    \b
+    Example:
+      minispec examples my-specs && minispec run my-specs/saux.mdl --trials 2 --epochs 3
+    """
+    from minispec.resources import copy_examples
+
+    copied = copy_examples(folder)
+    click.echo(f"copied {len(copied)} specs into {folder}")
 
 
 @main.command()

@@ -17,6 +17,7 @@ from minispec.ir.ops import SPELLED
 from minispec.lang import syntax as s
 from minispec.lang.parser import parse
 from minispec.lang.values import evaluate, nearest
+from minispec.resources import spec_library
 
 
 @dataclass
@@ -39,12 +40,14 @@ def read(path: str | Path, allowed_roots: tuple[Path, ...] = ()) -> Merged:
     """Parse a spec and its includes into one set of definitions.
 
     Includes are resolved relative to the including file and must stay inside
-    the folder tree of the top spec (or of a root in `allowed_roots`).
+    the folder tree of the top spec (or of a root in `allowed_roots`); a name
+    found nowhere beside the spec is taken from the shipped spec library, so
+    `include "lib/pairs.mdl"` works wherever minispec is installed.
     """
     path = Path(path)
     if not path.is_file():
         raise MinispecError(f"no such spec file: {path}", hint="check the path; specs end in .mdl")
-    roots = (path.resolve().parent, *[Path(r).resolve() for r in allowed_roots])
+    roots = (path.resolve().parent, spec_library().resolve(), *[Path(r).resolve() for r in allowed_roots])
     merged = Merged()
     _read_into(merged, path, [], roots)
     return merged
@@ -72,6 +75,9 @@ def _read_into(merged: Merged, path: Path, stack: list[Path], roots: tuple[Path,
     for item in file.items:
         if isinstance(item, s.Include):
             target = (path.parent / item.path).resolve()
+            if not target.is_file():  # not beside the spec: the shipped library's file of that name, if any
+                shipped = (spec_library() / item.path).resolve()
+                target = shipped if shipped.is_file() else target
             if not any(target.is_relative_to(root) for root in roots):
                 raise MinispecError(
                     f"include \"{item.path}\" points outside the spec's folder",
@@ -84,7 +90,7 @@ def _read_into(merged: Merged, path: Path, stack: list[Path], roots: tuple[Path,
                 raise MinispecError(
                     f"included file \"{item.path}\" not found",
                     item.span,
-                    hint=f"looked for {target}",
+                    hint=f"looked for {target}, then in the shipped library (`minispec examples DIR` lists it)",
                 )
             _read_into(merged, target, stack, roots)
         elif isinstance(item, s.SpecDecl):

@@ -1,4 +1,5 @@
-"""Text -> syntax tree, with Lark and the grammar in grammar/minispec.lark.
+"""Text -> syntax tree, with Lark and the grammar in grammar/minispec.lark
+(shipped inside the package, read through `minispec.resources`).
 
 Syntax errors become `MinispecError`s located at the offending token, saying
 what was found and what could have come there instead.
@@ -7,15 +8,12 @@ what was found and what could have come there instead.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from minispec.errors import MinispecError, Span
 from minispec.lang import syntax as s
-
-GRAMMAR = Path(__file__).resolve().parents[2] / "grammar" / "minispec.lark"
+from minispec.resources import grammar_text
 
 # How the grammar's terminals read in an error message.
 _TERMINAL_WORDS = {
@@ -42,7 +40,7 @@ KEYWORDS = ("spec", "param", "include", "data", "block", "net", "instance", "los
 @functools.lru_cache(maxsize=None)
 def _lark(start: str) -> Lark:
     return Lark(
-        GRAMMAR.read_text(encoding="utf-8"),
+        grammar_text(),
         start=start,
         parser="lalr",
         propagate_positions=True,
