@@ -25,9 +25,18 @@ def dropout_mask(shape: Sequence[int], p: float, generator: torch.Generator, lik
     return mask.to(like.device)
 
 
-def replica_masks(x: torch.Tensor, p: float, generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """Masks for x [R, B, ...]: replica k's from generators[k]."""
-    return torch.stack([dropout_mask(x.shape[1:], p, g, x) for g in generators])
+def replica_masks(x: torch.Tensor, p: float | Sequence[float], generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """Masks for x [R, B, ...]: replica k's from generators[k], with probability
+    p (or p[k]: a sweep's replicas may differ). A replica whose p is 0 draws
+    nothing, as a lone model with p = 0 does not, so its stream stays aligned."""
+    ps = [p] * len(generators) if isinstance(p, (int, float)) else list(p)
+    return torch.stack([dropout_mask(x.shape[1:], pk, g, x) if pk > 0 else torch.ones_like(x[0])
+                        for pk, g in zip(ps, generators)])
+
+
+def drops(p: float | Sequence[float]) -> bool:
+    """Whether a dropout of probability p (one, or one per replica) changes anything."""
+    return (p > 0) if isinstance(p, (int, float)) else any(pk > 0 for pk in p)
 
 
 def seeded_generators(replicas: int) -> list[torch.Generator]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from minispec.backends.base import TrainableModel
+from minispec.backends.replicas import ReplicaHyper
 from minispec.errors import MinispecError
 from minispec.ir.model import Program
 
@@ -26,19 +27,22 @@ def make_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     generators: list[torch.Generator] | None = None,
+    hyper: ReplicaHyper | None = None,
 ) -> TrainableModel:
     """A model of `len(states)` replicas. `generators` (one per replica) drive the
     dropout masks, in both backends; without them each backend seeds its own
-    from torch's global RNG."""
+    from torch's global RNG. `hyper`: per-replica optimizer options, loss
+    weights and dropout probabilities (a sweep's points as one model)."""
     if backend == "torch":
         from minispec.backends.torch_nn import TorchModel, VectorizedTorchModel
 
-        model = TorchModel if len(states) == 1 else VectorizedTorchModel
-        return model(program, states, device=device, dtype=dtype, generators=generators)
+        if len(states) == 1:
+            return TorchModel(program, states, device=device, dtype=dtype, generators=generators)
+        return VectorizedTorchModel(program, states, device=device, dtype=dtype, generators=generators, hyper=hyper)
     if backend == "scratch":
         from minispec.backends.scratch_graph import ScratchModel
 
-        return ScratchModel(program, states, device=device, dtype=dtype, dropout_generators=generators)
+        return ScratchModel(program, states, device=device, dtype=dtype, dropout_generators=generators, hyper=hyper)
     raise MinispecError(f"unknown backend `{backend}`", hint="backends: " + ", ".join(BACKENDS))
 
 

@@ -27,11 +27,12 @@ differentiation, func or optim packages (a test scans the imports). Every public
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from minispec import scratch
+from minispec.backends.replicas import PerReplica, ReplicaHyper, collapse
 from minispec.ir.model import Loss, Node, Program
 from minispec.ir.ops import OPS, pair, state_names
 from minispec.masks import seeded_generators
@@ -115,12 +116,14 @@ class Identity(Module):
 
 @dataclass(frozen=True)
 class Layout:
-    """What a lowering table entry may need: R, where the tensors live, and dropout's generators."""
+    """What a lowering table entry may need: R, where the tensors live, dropout's
+    generators, and the dropout probabilities that differ between replicas."""
 
     replicas: int
     device: torch.device
     dtype: torch.dtype
     generators: list[torch.Generator]
+    dropout: dict[str, PerReplica] = field(default_factory=dict)
 
     @property
     def common(self) -> dict:
@@ -161,7 +164,8 @@ LOWERING: dict[str, Callable[[Node, Layout], object]] = {
     "softmax": lambda node, layout: scratch.Softmax(),  # the IR allows softmax on flat samples only: the last axis
     "maxpool2d": lambda node, layout: scratch.MaxPool2d(pair(node.attrs["kernel"]), pair(node.attrs["stride"])),
     "avgpool2d": lambda node, layout: scratch.AvgPool2d(pair(node.attrs["kernel"]), pair(node.attrs["stride"])),
-    "dropout": lambda node, layout: scratch.Dropout(float(node.attrs["p"]), layout.replicas, layout.generators),
+    "dropout": lambda node, layout: scratch.Dropout(layout.dropout.get(node.id, float(node.attrs["p"])),
+                                                    layout.replicas, layout.generators),
 }
 
 
@@ -188,6 +192,9 @@ class ScratchModel:
     dropout_generators[k]: the random stream of replica k's dropout masks (one
     per trial, CPU generators; shared by every dropout node of the graph, drawn
     in node order). Default: R generators seeded from torch's global generator.
+    hyper: per-replica optimizer options, loss weights and dropout
+    probabilities (`minispec.backends.replicas`), for a sweep's points
+    trained as one model; default: every replica as `program` says.
 
     Inputs [R, B, *shape] (converted to `dtype` and `device`); targets as
     `minispec.ir.targets.encode` makes them, with the replica axis: class
@@ -207,9 +214,12 @@ class ScratchModel:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         dropout_generators: list[torch.Generator] | None = None,
+        hyper: ReplicaHyper | None = None,
     ) -> None:
         if not states:
             raise ValueError("ScratchModel needs at least one replica state")
+        if hyper is not None and hyper.replicas != len(states):
+            raise ValueError(f"hyperparameters for {hyper.replicas} replicas, but {len(states)} states")
         self.program = program
         self.replicas = R = len(states)
         self.device = torch.device(device)
@@ -224,7 +234,8 @@ class ScratchModel:
         with torch.no_grad():
             self.owners: dict[str, Module] = {}  # weights key -> the module holding its Parameters
             self.layers: dict[str, object] = {}  # node id -> module (inputs excepted)
-            layout = Layout(R, self.device, dtype, self.dropout_generators)
+            dropout = {} if hyper is None else {node: hyper.dropout_p(node) for node in hyper.dropout}
+            layout = Layout(R, self.device, dtype, self.dropout_generators, dropout)
             for node in program.nodes:
                 if OPS[node.op].has("data"):
                     continue
@@ -247,6 +258,16 @@ class ScratchModel:
         self.loss_fns = [make_loss(loss) for loss in program.losses]
         params = [p for layer in self.owners.values() for p in layer.params()]
         self.optimizer = make_optimizer(program, params)
+        # the weight of each loss: one float, or [R] when the replicas' weights differ
+        self._loss_weights: list[float | torch.Tensor] = [loss.weight for loss in program.losses]
+        if hyper is not None:
+            for name in hyper.optimizer:
+                setattr(self.optimizer, name, hyper.option(name))
+            if not hyper.uniform_loss_weights:
+                self._loss_weights = [torch.tensor([w[i] for w in hyper.loss_weights], dtype=dtype, device=self.device)
+                                      for i in range(len(program.losses))]
+            else:
+                self._loss_weights = list(hyper.loss_weights[0])
         self._outputs: dict[str, torch.Tensor] | None = None
 
     # -- pieces of a step ------------------------------------------------------------
@@ -307,10 +328,14 @@ class ScratchModel:
                 grads[node_id] = grads[node_id] + g if node_id in grads else g
 
         values = []
-        for loss, fn, t in zip(self.program.losses, self.loss_fns, targets):
+        for loss, fn, t, weight in zip(self.program.losses, self.loss_fns, targets, self._loss_weights):
             values.append(fn.forward(self._outputs[loss.node], t))
             g = fn.backward()
-            send(loss.node, g if loss.weight == 1.0 else g * loss.weight)
+            if isinstance(weight, torch.Tensor):
+                g = g * weight.view(-1, *([1] * (g.dim() - 1)))
+            elif weight != 1.0:
+                g = g * weight
+            send(loss.node, g)
         for node in reversed(self.program.nodes):
             g = grads.pop(node.id, None)
             if g is None or node.id in self.inputs:
@@ -364,8 +389,8 @@ class ScratchModel:
         ]
         return torch.stack(values, dim=1)
 
-    def set_learning_rate(self, lr: float) -> None:
-        self.optimizer.lr = lr
+    def set_learning_rate(self, lr: float | list[float]) -> None:
+        self.optimizer.lr = lr if isinstance(lr, (int, float)) else collapse(lr)
 
     def _check_replica(self, replica: int) -> None:
         if not 0 <= replica < self.replicas:

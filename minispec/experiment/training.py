@@ -18,6 +18,12 @@ replica's training set is shuffled by its own generator, and the batches
 evenly spaced steps of the epoch (the last at its end) every replica is
 evaluated on its full train and test sets, in chunks of
 `minispec.ir.cost.eval_chunk` samples, and a point is added to its trial.
+
+A sweep's chunk gives each replica its own Program (`Chunk.points`): the
+points of one graph that differ only in values changing no shape. The backend
+gets their per-replica values as `hyper=` (`minispec.backends.replicas`);
+each replica follows its own schedule, and a replica whose epochs are done
+stops: its learning rate becomes 0 and its weights are taken at its last epoch.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import torch
 
 from minispec import data as datasets
 from minispec.backends.base import TrainableModel
+from minispec.backends.replicas import ReplicaHyper
 from minispec.backends.weights import initial_state, trial_generator, trial_seed
 from minispec.errors import MinispecError
 from minispec.experiment import events as ev
@@ -50,8 +57,10 @@ class BackendFactory(Protocol):
     A factory that also accepts a keyword `generators` receives one CPU
     generator per replica, seeded `torch_seed(seed, trial)`, for backends that
     draw dropout masks per replica (then dropout, too, is the same whether a
-    trial runs alone or vectorized). A backend that holds one replica only
-    should raise ValueError when given several states.
+    trial runs alone or vectorized). A factory that accepts `hyper` receives
+    the replicas' own optimizer options, loss weights and dropout
+    probabilities when they differ (a sweep). A backend that holds one replica
+    only should raise ValueError when given several states.
     """
 
     def __call__(self, program: Program, states: list[dict[str, torch.Tensor]], device: torch.device) -> TrainableModel: ...
@@ -73,7 +82,11 @@ class Provenance:
 @dataclass(frozen=True)
 class Chunk:
     """A unit of work: trials `trials` of `program` (with its run's trial and
-    epoch counts written in), trained together as the replicas of one model."""
+    epoch counts written in), trained together as the replicas of one model.
+
+    A sweep's chunk mixes points: `points[r]` and `point_hashes[r]` are the
+    Program and spec hash of replica r (default: `program` and `spec_hash`
+    for every replica); they differ from `program` only in shape-free values."""
 
     program: Program
     trials: tuple[int, ...]
@@ -81,6 +94,14 @@ class Chunk:
     device: str = "cpu"
     data_root: str | None = None
     earlier: Provenance = Provenance()
+    points: tuple[Program, ...] = ()
+    point_hashes: tuple[str, ...] = ()
+
+    def replica_programs(self) -> list[Program]:
+        return list(self.points) if self.points else [self.program] * len(self.trials)
+
+    def replica_hashes(self) -> list[str]:
+        return list(self.point_hashes) if self.point_hashes else [self.spec_hash] * len(self.trials)
 
 
 @dataclass
@@ -96,11 +117,22 @@ class Replica:
     """What the loop keeps for one replica (one trial) of the model."""
 
     trial: int
+    program: Program  # its own (a sweep's point), or the run's
     order: torch.Generator  # shuffles its training set each epoch
     points: list[EvalPoint] = field(default_factory=list)
-    active: bool = True
+    active: bool = True  # neither diverged nor done
     diverged_epoch: int | None = None
     epochs_done: int = 0
+    state: dict[str, torch.Tensor] | None = None  # its weights when its epochs are done
+    wall_time: float = 0.0
+
+    @property
+    def seed(self) -> int:
+        return self.program.train.seed
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_epoch is not None
 
 
 def head_names(program: Program) -> list[str]:
@@ -127,37 +159,37 @@ def train_chunk(chunk: Chunk, backend_factory: BackendFactory,
     MinispecError when the chunk's data source or backend differ from `chunk.earlier`."""
     emit = emit or (lambda event: None)
     program, ids, device = chunk.program, list(chunk.trials), torch.device(chunk.device)
-    train = program.train
-    seed = train.seed
+    replicas = [Replica(k, p, torch.Generator(device="cpu").manual_seed(order_seed(p.train.seed, k)))
+                for k, p in zip(ids, chunk.replica_programs())]
 
-    data = datasets.stack([datasets.load(program.data.name, dict(program.data.options), seed=data_seed(seed, k),
-                                         root=chunk.data_root) for k in ids])
+    data = datasets.stack([datasets.load(program.data.name, dict(program.data.options),
+                                         seed=data_seed(replica.seed, replica.trial), root=chunk.data_root)
+                           for replica in replicas])
     _check_same(chunk.earlier.data_sources, data.source, "data from", "used", "resume with the same --data-root")
     splits = {name: on_device(program, split, device) for name, split in (("train", data.train), ("test", data.test))}
-    model = _build(program, ids, backend_factory, device)
+    model, varied = _build(program, replicas, backend_factory, device)
     backend = getattr(model, "backend", type(model).__qualname__)
     _check_same(chunk.earlier.backends, backend, "backend", "were run with", "resume with the same --backend")
 
-    replicas = [Replica(k, torch.Generator(device="cpu").manual_seed(order_seed(seed, k))) for k in ids]
-    for k in ids:
-        emit(ev.TrialStarted(k, train.trials, train.epochs))
-    wall = _train(program, model, splits, replicas, len(data.train), emit)
+    for replica in replicas:
+        emit(ev.TrialStarted(replica.trial, replica.program.train.trials, replica.program.train.epochs))
+    wall = _train(program, model, splits, replicas, len(data.train), emit, varied)
 
     heads = head_names(program)
     threads = torch.get_num_threads()
     finished = []
-    for r, replica in enumerate(replicas):
-        k = replica.trial
+    for r, (replica, spec_hash) in enumerate(zip(replicas, chunk.replica_hashes())):
+        k, seed, point = replica.trial, replica.seed, replica.program
         record = TrialRecord(
-            trial=k, spec=program.name, spec_hash=chunk.spec_hash,
+            trial=k, spec=point.name, spec_hash=spec_hash,
             seeds=TrialSeeds(seed=seed, data=data_seed(seed, k), weights=trial_seed(seed, k),
-                             order=order_seed(seed, k), torch=torch_seed(seed, ids[0])),
-            heads=heads, report=heads[main_head(program)], epochs=train.epochs, epochs_done=replica.epochs_done,
-            diverged=not replica.active, diverged_epoch=replica.diverged_epoch, final=_final(replica.points),
-            wall_time=wall, chunk=ids, threads=threads, backend=backend, device=str(device),
+                             order=order_seed(seed, k), torch=torch_seed(replicas[0].seed, ids[0])),
+            heads=heads, report=heads[main_head(program)], epochs=point.train.epochs, epochs_done=replica.epochs_done,
+            diverged=replica.diverged, diverged_epoch=replica.diverged_epoch, final=_final(replica.points),
+            wall_time=replica.wall_time or wall, chunk=ids, threads=threads, backend=backend, device=str(device),
             data_source=data.source, records=replica.points,
         )
-        finished.append(FinishedTrial(record, model.state(r) if replica.active else None))
+        finished.append(FinishedTrial(record, None if replica.diverged else replica.state if replica.state is not None else model.state(r)))
     return finished
 
 
@@ -167,30 +199,39 @@ def _check_same(earlier: frozenset[str], now: str, what: str, verb: str, hint: s
                             hint=f"{hint}, or choose another --out")
 
 
-def _build(program: Program, ids: list[int], backend_factory: BackendFactory, device: torch.device) -> TrainableModel:
-    """The model of the chunk's replicas, from each trial's initial state."""
-    seed = program.train.seed
-    states = [initial_state(program, trial_generator(seed, k)) for k in ids]
-    torch.manual_seed(torch_seed(seed, ids[0]))
-    extra = {}
-    if _accepts_generators(backend_factory):
-        extra["generators"] = [torch.Generator(device="cpu").manual_seed(torch_seed(seed, k)) for k in ids]
+def _build(program: Program, replicas: list[Replica], backend_factory: BackendFactory,
+           device: torch.device) -> tuple[TrainableModel, bool]:
+    """The model of the chunk's replicas, from each trial's initial state, and
+    whether the replicas' hyperparameters differ (then they were given as `hyper`)."""
+    states = [initial_state(r.program, trial_generator(r.seed, r.trial)) for r in replicas]
+    torch.manual_seed(torch_seed(replicas[0].seed, replicas[0].trial))
+    extra: dict[str, Any] = {}
+    if _accepts(backend_factory, "generators"):
+        extra["generators"] = [torch.Generator(device="cpu").manual_seed(torch_seed(r.seed, r.trial)) for r in replicas]
+    hyper = ReplicaHyper.of([r.program for r in replicas])
+    varied = hyper != ReplicaHyper.of([program] * len(replicas))
+    if varied:
+        if not _accepts(backend_factory, "hyper"):
+            raise MinispecError("this backend cannot give the replicas of one model their own hyperparameters",
+                                hint="sweep with --no-vectorize (one model per trial)")
+        extra["hyper"] = hyper
     try:
-        return backend_factory(program, states, device, **extra)
+        return backend_factory(program, states, device, **extra), varied
     except ValueError as error:
-        if len(ids) > 1:
+        if len(replicas) > 1:
             raise OneReplicaOnly(str(error)) from error
         raise
 
 
 def _train(program: Program, model: TrainableModel, splits: dict[str, dict], replicas: list[Replica],
-           n_train: int, emit: Callable[[ev.Event], None]) -> float:
-    """The epochs of the chunk; fills each replica's points. Returns the wall time."""
+           n_train: int, emit: Callable[[ev.Event], None], varied: bool = False) -> float:
+    """The epochs of the chunk; fills each replica's points (and, when a
+    replica's own epochs are done before the chunk's, its state). Returns the wall time."""
     train = program.train
     R = len(replicas)
     heads = head_names(program)
     main = heads[main_head(program)]
-    weights = torch.tensor([loss.weight for loss in program.losses], dtype=torch.float64)
+    weights = torch.tensor([[loss.weight for loss in r.program.losses] for r in replicas], dtype=torch.float64)
     device = model.device
     steps = math.ceil(n_train / train.batch)
     evaluate_after = sorted({max(1, round((j + 1) * steps / train.evaluate)) for j in range(train.evaluate)})
@@ -199,9 +240,9 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
 
     started = time.perf_counter()
     global_step = 0
-    for epoch in range(train.epochs):
-        lr = learning_rate(train, epoch)
-        model.set_learning_rate(lr)
+    for epoch in range(train_epochs(replicas)):
+        lrs = [learning_rate(r.program.train, epoch) if r.active else 0.0 for r in replicas]
+        model.set_learning_rate(lrs if varied else learning_rate(train, epoch))
         order = torch.stack([torch.randperm(n_train, generator=replica.order) for replica in replicas]).to(device)
         loss_sum = torch.zeros(R, len(program.losses), dtype=torch.float64, device=device)
         since = 0
@@ -223,17 +264,18 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
             finite = torch.isfinite(totals).tolist()
             errors = None
             if any(replica.active and ok for replica, ok in zip(replicas, finite)):
-                errors = evaluate(model, program, splits, R)
+                errors = evaluate(model, program, splits, R, weights)
             wall = time.perf_counter() - started
             for r, replica in enumerate(replicas):
                 if not replica.active:
                     continue
                 losses = {h: means[r, i].item() for i, h in enumerate(heads)}
-                common = dict(epoch=epoch_at, step=global_step, lr=lr, train_loss=totals[r].item(), losses=losses,
-                              wall_time=wall)
+                common = dict(epoch=epoch_at, step=global_step, lr=lrs[r], train_loss=totals[r].item(),
+                              losses=losses, wall_time=wall)
                 if not finite[r]:
                     replica.active = False
                     replica.diverged_epoch = epoch + 1
+                    replica.wall_time = wall
                     replica.points.append(EvalPoint(**common, test_loss=None, train_error=None, test_error=None,
                                                     train_errors=None, test_errors=None, diverged=True))
                     continue
@@ -245,11 +287,21 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
                 replica.points.append(point)
                 if end_of_epoch:
                     replica.epochs_done = epoch + 1
-                emit(ev.EpochFinished(replica.trial, epoch_at, train.epochs, global_step, lr, point.train_loss,
-                                      point.train_error, point.test_error, end_of_epoch))
+                emit(ev.EpochFinished(replica.trial, epoch_at, replica.program.train.epochs, global_step, lrs[r],
+                                      point.train_loss, point.train_error, point.test_error, end_of_epoch))
             if not any(replica.active for replica in replicas):
                 return time.perf_counter() - started
+        for r, replica in enumerate(replicas):
+            if replica.active and epoch + 1 == replica.program.train.epochs < train_epochs(replicas):
+                replica.active = False  # done before the chunk: keep its weights as they are now
+                replica.state = model.state(r)
+                replica.wall_time = time.perf_counter() - started
     return time.perf_counter() - started
+
+
+def train_epochs(replicas: Sequence[Replica]) -> int:
+    """The epochs the chunk runs: the most any replica asks for."""
+    return max(r.program.train.epochs for r in replicas)
 
 
 def _final(points: Sequence[EvalPoint]) -> FinalPoint | None:
@@ -263,12 +315,13 @@ def _final(points: Sequence[EvalPoint]) -> FinalPoint | None:
                       train_errors=last.train_errors, test_errors=last.test_errors)
 
 
-def _accepts_generators(factory: Callable[..., Any]) -> bool:
+def _accepts(factory: Callable[..., Any], keyword: str) -> bool:
+    """Whether a factory takes the keyword argument `keyword`."""
     try:
         parameters = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.name == "generators" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def on_device(program: Program, split: datasets.Split, device: torch.device) -> dict[str, Any]:
@@ -283,9 +336,12 @@ def on_device(program: Program, split: datasets.Split, device: torch.device) -> 
 
 
 @torch.no_grad()
-def evaluate(model: TrainableModel, program: Program, splits: dict[str, dict], replicas: int) -> dict[str, dict]:
-    """Error fraction per replica and head, and the weighted loss per replica, on each split."""
-    weights = torch.tensor([loss.weight for loss in program.losses], dtype=torch.float64)
+def evaluate(model: TrainableModel, program: Program, splits: dict[str, dict], replicas: int,
+             weights: torch.Tensor | None = None) -> dict[str, dict]:
+    """Error fraction per replica and head, and the weighted loss per replica
+    (loss weights [L] or [R, L]; default the program's), on each split."""
+    if weights is None:
+        weights = torch.tensor([loss.weight for loss in program.losses], dtype=torch.float64)
     chunk = eval_chunk(program, replicas, model.device.type)
     out = {}
     for name, split in splits.items():

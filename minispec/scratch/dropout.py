@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from minispec.masks import replica_masks, seeded_generators
+from minispec.masks import drops, replica_masks, seeded_generators
 from minispec.scratch.module import Module
 
 
@@ -23,14 +23,18 @@ class Dropout(Module):
     a generator seeded s draws the mask F.dropout draws after
     torch.manual_seed(s) on the CPU), the same draw as the torch backend's.
     Default generators: R CPU generators seeded from the global generator.
+    `p` may be one probability per replica (a sweep's points in one model).
     """
 
     _cache = ("_mask",)
 
-    def __init__(self, p: float = 0.5, replicas: int = 1, generators: Sequence[torch.Generator] | None = None) -> None:
+    def __init__(self, p: float | tuple[float, ...] = 0.5, replicas: int = 1,
+                 generators: Sequence[torch.Generator] | None = None) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
+        if not all(0.0 <= pk <= 1.0 for pk in (p if isinstance(p, tuple) else (p,))):
             raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        if isinstance(p, tuple) and len(p) != replicas:
+            raise ValueError(f"Dropout needs one probability per replica ({replicas}), got {len(p)}")
         self.p, self.replicas = p, replicas
         self.generators = seeded_generators(replicas) if generators is None else generators
         self._mask: torch.Tensor | None = None
@@ -47,7 +51,7 @@ class Dropout(Module):
         self._generators = gens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
+        if not self.training or not drops(self.p):
             self._mask = None
             return x
         if x.shape[0] != self.replicas:

@@ -15,6 +15,13 @@ Build the optimizer after `model.to(...)`; state tensors are allocated at the
 first step.
 `lr` is a plain attribute, settable between steps. Option names follow the
 IR's optimizer options (lr, momentum, weight_decay, beta1, beta2, eps, rho).
+
+Per-replica values (a sweep's points trained as one model): any option may be
+a tuple of R floats instead of one float, replica k's slice of every
+parameter then updating with the k-th value. The optimizer expands such a
+tuple once into a flat tensor beside the values (element i of the flat
+storage belongs to replica `replica[i]`), so a step costs the same handful of
+operations; with one float per option nothing changes.
 """
 
 from __future__ import annotations
@@ -37,9 +44,10 @@ class Optimizer:
         self.lr = lr
         self.steps = 0
         # (flat values, flat gradients, update state) per device and dtype
-        self.groups: list[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = [
-            (*_flatten(members), {}) for members in _by_storage(self.params)
-        ]
+        self.groups: list[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = []
+        for members in _by_storage(self.params):
+            values, grads = _flatten(members)
+            self.groups.append((values, grads, {"replica": _replica_index(members), "like": values}))
 
     def zero_grad(self) -> None:
         for _, grad, _ in self.groups:
@@ -53,12 +61,27 @@ class Optimizer:
     def _update(self, value: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
         raise NotImplementedError
 
-    def _grad_with_decay(self, value: torch.Tensor, grad: torch.Tensor, state: dict, weight_decay: float) -> torch.Tensor:
+    def _option(self, name: str, state: dict) -> float | torch.Tensor:
+        """Option `name` as a float, or (a tuple of per-replica values) as a flat
+        tensor matching this group's storage, built when the values change."""
+        option = getattr(self, name)
+        if not isinstance(option, tuple):
+            return option
+        key = f"option:{name}"
+        if state.get(key + ":values") != option:
+            like = state["like"]
+            state[key] = torch.tensor(option, dtype=like.dtype)[state["replica"]].to(like.device)
+            state[key + ":values"] = option
+        return state[key]
+
+    def _grad_with_decay(self, value: torch.Tensor, grad: torch.Tensor, state: dict, weight_decay) -> torch.Tensor:
         """g + weight_decay * p, into a scratch tensor (torch's `grad.add(param, alpha=wd)`)."""
-        if weight_decay == 0:
+        if _is_zero(weight_decay):
             return grad
         if "scratch" not in state:
             state["scratch"] = torch.empty_like(grad)
+        if isinstance(weight_decay, torch.Tensor):
+            return torch.addcmul(grad, value, weight_decay, out=state["scratch"])
         return torch.add(grad, value, alpha=weight_decay, out=state["scratch"])
 
 
@@ -75,15 +98,16 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay = momentum, weight_decay
 
     def _update(self, value, grad, state) -> None:
-        g = self._grad_with_decay(value, grad, state, self.weight_decay)
-        if self.momentum != 0:
+        g = self._grad_with_decay(value, grad, state, self._option("weight_decay", state))
+        momentum = self._option("momentum", state)
+        if not _is_zero(momentum):
             buf = state.get("momentum_buffer")
             if buf is None:
                 state["momentum_buffer"] = buf = g.clone()
             else:
-                buf.mul_(self.momentum).add_(g)
+                buf.mul_(momentum).add_(g)
             g = buf
-        value.add_(g, alpha=-self.lr)
+        _add_scaled(value, g, self._option("lr", state), -1)
 
 
 class Adam(Optimizer):
@@ -107,18 +131,22 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
 
     def _update(self, value, grad, state) -> None:
-        g = self._grad_with_decay(value, grad, state, self.weight_decay)
+        g = self._grad_with_decay(value, grad, state, self._option("weight_decay", state))
         if "exp_avg" not in state:
             state["exp_avg"] = torch.zeros_like(value)
             state["exp_avg_sq"] = torch.zeros_like(value)
             state["denom"] = torch.empty_like(value)
         m, v, denom = state["exp_avg"], state["exp_avg_sq"], state["denom"]
+        beta1, beta2 = self._option("beta1", state), self._option("beta2", state)
         t = self.steps
-        m.lerp_(g, 1 - self.beta1)
-        v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
-        step_size = self.lr / (1 - self.beta1**t)
-        torch.sqrt(v, out=denom).div_((1 - self.beta2**t) ** 0.5).add_(self.eps)
-        value.addcdiv_(m, denom, value=-step_size)
+        m.lerp_(g, 1 - beta1)
+        _add_scaled_square(v.mul_(beta2), g, 1 - beta2)
+        step_size = self._option("lr", state) / (1 - beta1**t)
+        torch.sqrt(v, out=denom).div_((1 - beta2**t) ** 0.5).add_(self._option("eps", state))
+        if isinstance(step_size, torch.Tensor):
+            value.addcdiv_(m * step_size, denom, value=-1)
+        else:
+            value.addcdiv_(m, denom, value=-step_size)
 
 
 class Adadelta(Optimizer):
@@ -138,19 +166,45 @@ class Adadelta(Optimizer):
         self.rho, self.eps, self.weight_decay = rho, eps, weight_decay
 
     def _update(self, value, grad, state) -> None:
-        g = self._grad_with_decay(value, grad, state, self.weight_decay)
+        g = self._grad_with_decay(value, grad, state, self._option("weight_decay", state))
+        rho, eps = self._option("rho", state), self._option("eps", state)
         if "square_avg" not in state:
             state["square_avg"] = torch.zeros_like(value)
             state["acc_delta"] = torch.zeros_like(value)
             state["std"] = torch.empty_like(value)
             state["delta"] = torch.empty_like(value)
         s, u, std, delta = state["square_avg"], state["acc_delta"], state["std"], state["delta"]
-        s.mul_(self.rho).addcmul_(g, g, value=1 - self.rho)
-        torch.add(s, self.eps, out=std).sqrt_()
-        torch.add(u, self.eps, out=delta).sqrt_()
+        _add_scaled_square(s.mul_(rho), g, 1 - rho)
+        torch.add(s, eps, out=std).sqrt_()
+        torch.add(u, eps, out=delta).sqrt_()
         delta.div_(std).mul_(g)
-        u.mul_(self.rho).addcmul_(delta, delta, value=1 - self.rho)
-        value.add_(delta, alpha=-self.lr)
+        _add_scaled_square(u.mul_(rho), delta, 1 - rho)
+        _add_scaled(value, delta, self._option("lr", state), -1)
+
+
+def _is_zero(option: float | torch.Tensor) -> bool:
+    return not bool(option.any()) if isinstance(option, torch.Tensor) else option == 0
+
+
+def _add_scaled(target: torch.Tensor, x: torch.Tensor, scale: float | torch.Tensor, sign: int) -> None:
+    """target += sign * scale * x (a per-element scale: a flat per-replica option)."""
+    if isinstance(scale, torch.Tensor):
+        target.addcmul_(x, scale, value=sign)
+    else:
+        target.add_(x, alpha=sign * scale)
+
+
+def _add_scaled_square(target: torch.Tensor, x: torch.Tensor, scale: float | torch.Tensor) -> None:
+    """target += scale * x^2."""
+    if isinstance(scale, torch.Tensor):
+        target.addcmul_(x * x, scale)
+    else:
+        target.addcmul_(x, x, value=scale)
+
+
+def _replica_index(params: list[Parameter]) -> torch.Tensor:
+    """The replica of every element of the flat storage of `params` (each [R, ...])."""
+    return torch.cat([torch.arange(p.value.shape[0]).repeat_interleave(p.value[0].numel()) for p in params])
 
 
 def _by_storage(params: list[Parameter]) -> list[list[Parameter]]:

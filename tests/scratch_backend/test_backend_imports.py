@@ -11,6 +11,7 @@ import minispec.backends.scratch_graph
 FILE = Path(minispec.backends.scratch_graph.__file__)
 FORBIDDEN = ("torch.nn", "torch.autograd", "torch.func", "torch.optim")
 ALLOWED_MINISPEC = ("minispec.scratch", "minispec.ir", "minispec.backends.base", "minispec.backends.weights", "minispec.init",
+                    "minispec.backends.replicas",
                     "minispec.masks")
 
 

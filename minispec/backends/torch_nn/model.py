@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
+from minispec.backends.replicas import collapse
 from minispec.backends.torch_nn.module import GraphModule, build_module
 from minispec.ir.model import Loss, Optimizer, Program
 
@@ -122,7 +123,16 @@ class TorchReplicas:
         if not 0 <= replica < self.replicas:
             raise IndexError(f"replica {replica} out of range: this model holds {self.replicas}")
 
-    def set_learning_rate(self, lr: float) -> None:
+    def set_learning_rate(self, lr: float | list[float]) -> None:
+        """One learning rate, or one per replica (a model built with per-replica `hyper`)."""
+        if not isinstance(lr, (int, float)):
+            if hasattr(self.optimizer, "set_learning_rate"):
+                self.optimizer.set_learning_rate(lr)
+                return
+            lr = collapse(lr)
+            if isinstance(lr, tuple):
+                raise ValueError("this model has one optimizer for every replica: build it with `hyper` "
+                                 "whose learning rates differ to set one per replica")
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 

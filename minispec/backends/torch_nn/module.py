@@ -19,16 +19,17 @@ the function of a parameterless op; the stacked lowering reuses its functions. I
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minispec.backends.replicas import PerReplica
 from minispec.backends.weights import initial_state
-from minispec.masks import dropout_mask
 from minispec.ir.model import Node, Program
 from minispec.ir.ops import OPS, pair
+from minispec.masks import dropout_mask, drops
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,16 @@ class Layout:
 
     sample_axis: 1 for [B, ...] (`GraphModule`), 2 for [R, B, ...] (the stacked
     lowering); per_image adapts an image-wise op (pooling) to that layout;
-    replicas: R; dropout(x, p): the module's dropout, identity in evaluation.
+    replicas: R; dropout(x, p): the module's dropout, identity in evaluation;
+    dropout_p: node id -> p per replica, for dropout nodes whose p differs
+    between the replicas (a sweep's points as one model).
     """
 
     dropout: Callable[[torch.Tensor, float], torch.Tensor]
     sample_axis: int = 1
     per_image: Callable[[Callable], Callable] = lambda fn: fn
     replicas: int = 1
+    dropout_p: dict[str, PerReplica] = field(default_factory=dict)
 
 
 def _batchnorm(node: Node, layout: Layout) -> nn.Module:
@@ -73,7 +77,7 @@ LOWERING: dict[str, Callable[[Node, Layout], Callable[..., torch.Tensor]]] = {
         lambda x: F.max_pool2d(x, node.attrs["kernel"], node.attrs["stride"])),
     "avgpool2d": lambda node, layout: layout.per_image(
         lambda x: F.avg_pool2d(x, node.attrs["kernel"], node.attrs["stride"])),
-    "dropout": lambda node, layout: lambda x: layout.dropout(x, node.attrs["p"]),
+    "dropout": lambda node, layout: lambda x: layout.dropout(x, layout.dropout_p.get(node.id, node.attrs["p"])),
     "relu": lambda node, layout: F.relu,
     "leaky_relu": lambda node, layout: lambda x: F.leaky_relu(x, node.attrs["slope"]),
     "tanh": lambda node, layout: torch.tanh,
@@ -122,8 +126,8 @@ class ProgramModule(nn.Module):
             values[node_id] = self._modules[weights](*xs) if weights is not None else fn(*xs)
         return {name: values[name] for name in self.outputs}
 
-    def _dropout_in_training(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        return self.dropout(x, p) if self.training and p > 0 else x
+    def _dropout_in_training(self, x: torch.Tensor, p: PerReplica) -> torch.Tensor:
+        return self.dropout(x, p) if self.training and drops(p) else x
 
     def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
         raise NotImplementedError

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minispec.backends.replicas import PerReplica
 from minispec.backends.torch_nn.module import LOWERING, Layout, ProgramModule
 from minispec.ir.model import Node, Program
 from minispec.ir.ops import OPS, pair
@@ -142,10 +143,13 @@ class StackedGraphModule(ProgramModule):
     Input: `forward(**inputs)` with inputs[name] of shape [R, B, *data shape].
     Output: dict node id -> [R, B, *node.shape] for every node of `program.outputs`.
     `generators`: one per replica, for dropout (default: `seeded_generators`).
+    `dropout`: node id -> p per replica, for dropout nodes whose p differs between replicas.
     """
 
-    def __init__(self, program: Program, replicas: int, generators: Sequence[torch.Generator] | None = None):
-        layout = Layout(dropout=None, sample_axis=2, per_image=lambda fn: lambda x: _per_image(fn, x), replicas=replicas)
+    def __init__(self, program: Program, replicas: int, generators: Sequence[torch.Generator] | None = None,
+                 dropout: dict[str, PerReplica] | None = None):
+        layout = Layout(dropout=None, sample_axis=2, per_image=lambda fn: lambda x: _per_image(fn, x), replicas=replicas,
+                        dropout_p=dict(dropout or {}))
         super().__init__(program, STACKED_LOWERING, layout)
         if generators is None:
             generators = seeded_generators(replicas) if self.has_dropout else [torch.Generator()] * replicas
@@ -154,5 +158,5 @@ class StackedGraphModule(ProgramModule):
         self.replicas = replicas
         self.generators = list(generators)
 
-    def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
+    def dropout(self, x: torch.Tensor, p: PerReplica) -> torch.Tensor:
         return x * replica_masks(x, p, self.generators)

@@ -16,13 +16,21 @@ batch. The replicas never mix:
 
 So replica k computes what a `TorchModel` started from `states[k]` computes,
 up to floating-point reassociation in the batched kernels.
+
+A sweep's points of one graph train as one model too: `hyper`
+(`minispec.backends.replicas`) gives each replica its own optimizer options,
+loss weights and dropout probabilities. Then, when options or learning rates
+differ, the update is `ReplicaOptimizer` (torch.optim's rules with an option
+tensor per replica) instead of the fused torch.optim one.
 """
 
 from __future__ import annotations
 
 import torch
 
+from minispec.backends.replicas import ReplicaHyper
 from minispec.backends.torch_nn.model import TorchReplicas, loss_values, make_optimizer
+from minispec.backends.torch_nn.replica_optim import ReplicaOptimizer
 from minispec.backends.torch_nn.stacked import StackedGraphModule
 from minispec.ir.model import Program
 
@@ -42,11 +50,15 @@ class VectorizedTorchModel(TorchReplicas):
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         generators: list[torch.Generator] | None = None,
+        hyper: ReplicaHyper | None = None,
     ):
         if not states:
             raise ValueError("VectorizedTorchModel needs at least one replica state")
+        if hyper is not None and hyper.replicas != len(states):
+            raise ValueError(f"hyperparameters for {hyper.replicas} replicas, but {len(states)} states")
         super().__init__(program, len(states), device, dtype)
-        self.module = StackedGraphModule(program, len(states), generators).to(dtype)
+        dropout = {} if hyper is None else {node: hyper.dropout_p(node) for node in hyper.dropout}
+        self.module = StackedGraphModule(program, len(states), generators, dropout).to(dtype)
         stacked = self.module.state_dict()  # canonical names -> [R, ...], sharing the module's storage
         for k, state in enumerate(states):
             if set(state) != set(stacked):
@@ -55,7 +67,12 @@ class VectorizedTorchModel(TorchReplicas):
             for name, tensor in stacked.items():
                 tensor.copy_(torch.stack([state[name] for state in states]))
         self.module.to(self.device)
-        self.optimizer = make_optimizer(program.train.optimizer, self.module.parameters())
+        if hyper is None or hyper.uniform_optimizer:
+            self.optimizer = make_optimizer(program.train.optimizer, self.module.parameters())
+        else:
+            self.optimizer = ReplicaOptimizer(program.train.optimizer.kind, self.module.parameters(), hyper)
+        if hyper is not None and not hyper.uniform_loss_weights:
+            self._weights = torch.tensor(hyper.loss_weights, dtype=dtype, device=self.device)  # [R, L]
 
     # -- TrainableModel ------------------------------------------------------------
 
