@@ -7,7 +7,7 @@ from pathlib import Path
 from minispec.errors import MinispecError, Span
 from minispec.ir import passes
 from minispec.ir.model import Program
-from minispec.lang.files import apply_overrides, read
+from minispec.lang.files import Merged, apply_overrides, read
 from minispec.lang.resolve import resolve
 
 
@@ -20,13 +20,25 @@ def compile_file(
     shape-checked Program; any mistake raises `MinispecError` with its span."""
     try:
         merged = apply_overrides(read(path, include_roots), list(overrides))
-        program = passes.infer_shapes(resolve(merged, str(path)))
+    except RecursionError:
+        raise _too_deep(str(path)) from None
+    return compile_merged(merged, str(path))
+
+
+def compile_merged(merged: Merged, path: str) -> Program:
+    """Definitions read from `path` -> a shape-checked Program."""
+    try:
+        program = passes.infer_shapes(resolve(merged, path))
         if program.convolutionized:
             program = passes.infer_shapes(passes.convolutionize(program))
     except RecursionError:
-        raise MinispecError(
-            "the spec nests too deeply to compile",
-            Span(file=str(path), line=1, column=1, end_line=1, end_column=2),
-            hint="break long chains of statements or includes into fewer, longer pipelines",
-        ) from None
+        raise _too_deep(path) from None
     return program
+
+
+def _too_deep(path: str) -> MinispecError:
+    return MinispecError(
+        "the spec nests too deeply to compile",
+        Span(file=path, line=1, column=1, end_line=1, end_column=2),
+        hint="break long chains of statements or includes into fewer, longer pipelines",
+    )

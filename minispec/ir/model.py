@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from minispec.errors import Span
 
 Scalar = Union[bool, int, float, str]
+# Ids the compiler makes contain this character, which the grammar forbids in a
+# name: `a:1:conv2d`, `x:0` (a slice), `out:map`. A user's name can never be one.
+GENERATED = ":"
 AttrValue = Union[bool, int, float, str, list[int]]
 
 class Frozen(BaseModel):
@@ -163,6 +166,30 @@ class Program(Frozen):
     losses: list[Loss]
     train: Train
     convolutionized: bool = False
+
+    @model_validator(mode="after")
+    def _one_node_per_id(self) -> "Program":
+        """Ids are unique and every input is an earlier node: a collision would
+        silently wire one node in place of another."""
+        seen: set[str] = set()
+        for node in self.nodes:
+            if node.id in seen:
+                raise ValueError(f"duplicate node id {node.id!r}")
+            missing = [i for i in node.inputs if i not in seen]
+            if missing:
+                raise ValueError(f"node {node.id!r} reads {missing[0]!r}, which is not an earlier node")
+            seen.add(node.id)
+        for name, node_id in self.names.items():
+            if node_id not in seen:
+                raise ValueError(f"name {name!r} stands for {node_id!r}, which is not a node")
+        for loss in self.losses:
+            if loss.node not in seen:
+                raise ValueError(f"a loss reads {loss.node!r}, which is not a node")
+        return self
+
+    def replaced(self, **changes) -> "Program":
+        """A copy with `changes`, validated again (model_copy would not check ids)."""
+        return Program(**{**dict(self), **changes})
 
     def node(self, node_id: str) -> Node:
         for node in self.nodes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from minispec.errors import MinispecError
-from minispec.ir.model import Loss, Node, Program
+from minispec.ir.model import GENERATED, Loss, Node, Program
 from minispec.ir.ops import OPS, shape_text
 
 
@@ -40,7 +40,7 @@ def infer_shapes(program: Program) -> Program:
         nodes.append(node)
     for loss in program.losses:
         _check_loss(loss, shapes[loss.node], program)
-    return program.model_copy(update={"nodes": nodes})
+    return program.replaced(nodes=nodes)
 
 
 def _infer_node(node: Node, shapes: dict[str, list[int]], program: Program) -> Node:
@@ -125,7 +125,7 @@ def convolutionize(program: Program) -> Program:
     [C, H, W] becomes conv2d(out, kernel=(H, W)) producing [out, 1, 1], and the
     ops after it keep working on [n, 1, 1] maps. Each loss output that is still a
     map gets a final flatten (its node keeps the user's name, the conv output is
-    renamed `<name>_map`). Weights and parameter counts are unchanged, since a
+    renamed `<name>:map`). Weights and parameter counts are unchanged, since a
     conv with the map's size as kernel computes exactly the same affine map.
     """
     spatial: dict[str, list[int]] = {}  # node id -> its map shape after the rewrite
@@ -167,7 +167,7 @@ def convolutionize(program: Program) -> Program:
                 if shape is None:
                     flat_inputs.append(input_id)
                     continue
-                flat_id = f"{input_id}_flat"
+                flat_id = f"{input_id}{GENERATED}flat"
                 if flat_id not in [n.id for n in nodes]:
                     nodes.append(Node(id=flat_id, op="flatten", inputs=[input_id], shape=[math.prod(shape)],
                                       scope=node.scope, span=node.span))
@@ -180,7 +180,7 @@ def convolutionize(program: Program) -> Program:
         shape = spatial.get(loss.node)
         if shape is None:
             continue
-        map_id = f"{loss.node}_map"
+        map_id = f"{loss.node}{GENERATED}map"
         for index, node in enumerate(nodes):
             if node.id == loss.node:
                 nodes[index] = node.model_copy(update={"id": map_id})
@@ -189,7 +189,7 @@ def convolutionize(program: Program) -> Program:
         position = next(i for i, n in enumerate(nodes) if n.id == map_id)
         nodes.insert(position + 1, Node(id=loss.node, op="flatten", inputs=[map_id], shape=[math.prod(shape)],
                                         scope=nodes[position].scope, span=nodes[position].span))
-    return program.model_copy(update={"nodes": nodes, "convolutionized": True})
+    return program.replaced(nodes=nodes, convolutionized=True)
 
 
 def _shape_of(nodes: list[Node], node_id: str) -> list[int]:

@@ -1,8 +1,9 @@
 """The net section -> graph nodes: pipelines, blocks, instances, repeat, residual.
 
-Each statement's nodes get ids `<statement>_<n>_<op>`, its last node the
-statement's name. Parameter sets are keyed by `weights`: the node id, or
-`<instance>_<n>_<op>` for the layers of a shared instance, so every use of an
+Each statement's nodes get ids `<statement>:<n>:<op>`, its last node the
+statement's name; a slice `x[0]` is `x:0`. The `:` (GENERATED) cannot occur in a
+name, so no statement can take a generated id. Parameter sets are keyed by
+`weights`: the node id, or `<instance>:<n>:<op>` for the layers of a shared instance, so every use of an
 instance names the same weights. Statements resolve on first use (their order
 does not matter), which is also where cycles are found.
 """
@@ -13,7 +14,7 @@ import itertools
 from dataclasses import dataclass, replace
 
 from minispec.errors import MinispecError, Span
-from minispec.ir.model import DataSpec, Scope
+from minispec.ir.model import GENERATED, DataSpec, Scope
 from minispec.ir.ops import COMBINATORS, OPS, SPELLED, Arg
 from minispec.lang import syntax as s
 from minispec.lang.files import Merged
@@ -101,10 +102,10 @@ class NetBuilder:
 
     def _rename(self, node: _Built, new_id: str) -> None:
         old = node.id
-        if any(n.id == new_id for n in self.nodes):
-            raise MinispecError(f"the name `{new_id}` clashes with a generated node name", node.span,
-                                hint="choose another statement name")
         node.id = new_id
+        for key, node_id in self.selects.items():
+            if node_id == old:
+                self.selects[key] = new_id
         if node.weights == old:
             node.weights = new_id
 
@@ -172,7 +173,7 @@ class NetBuilder:
             raise MinispecError(f"index must be zero or positive, got {index}", expr.index.span)
         key = (base, index)
         if key not in self.selects:
-            node_id = f"{expr.name}_{index}"
+            node_id = f"{expr.name}{GENERATED}{index}"
             self.nodes.append(_Built(node_id, "select", {"index": index}, [base], None, context.scope[:0], expr.span))
             self.selects[key] = node_id
         return self.selects[key]
@@ -261,12 +262,12 @@ class NetBuilder:
             raise MinispecError(f"the network has more than {MAX_NODES:,} nodes", span,
                                 hint="reduce repeat counts or the number of block calls")
         number = next(context.counter)
-        node_id = f"{context.statement}_{number}_{op}"
+        node_id = f"{context.statement}{GENERATED}{number}{GENERATED}{op}"
         weights = None
         if OPS[op].state or any(OPS[r].state for r in OPS[op].resolves_to):
             if context.instance is not None:
                 name, counter = context.instance
-                weights = f"{name}_{next(counter)}_{op}"
+                weights = f"{name}{GENERATED}{next(counter)}{GENERATED}{op}"
             else:
                 weights = node_id
         elif context.instance is not None:

@@ -6,8 +6,8 @@ followed by the total of trainable parameters, the losses, the data set and the
 training schedule::
 
     Node            Op                  Output shape     Params  Shared
-    a_1_conv2d      conv2d(32, k=3)     [32, 12, 12]        320  extract (a)
-    b_1_conv2d      conv2d(32, k=3)     [32, 12, 12]   (shared)  extract (b)
+    a:1:conv2d      conv2d(32, k=3)     [32, 12, 12]        320  extract (a)
+    b:1:conv2d      conv2d(32, k=3)     [32, 12, 12]   (shared)  extract (b)
 
 A shared instance's parameters are counted on its first use only; later uses
 show `(shared)` and the `Shared` column names the instance and the use.

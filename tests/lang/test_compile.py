@@ -59,7 +59,7 @@ def test_shapes_through_the_extractor():
     program = compile_file(ROOT / "specs/caux.mdl")
     shapes = {n.id: n.shape for n in program.nodes}
     assert shapes["x"] == [2, 14, 14]
-    assert shapes["x_0"] == [1, 14, 14]
+    assert shapes["x:0"] == [1, 14, 14]
     assert shapes["a"] == [256]
     assert shapes["digit_a"] == [10]
     assert shapes["out"] == [2]

@@ -21,7 +21,7 @@ def test_a_shared_instance_is_drawn_once(caux):
     convs = ops(drawing, "conv2d")
     assert [c.lines[0] for c in convs] == ["conv2d(32, k=3)", "conv2d(64, k=3)"]
     assert all(inside(drawing, c.id, shared[0].id) for c in convs)
-    assert convs[0].members == ["a_1_conv2d", "b_1_conv2d"]
+    assert convs[0].members == ["a:1:conv2d", "b:1:conv2d"]
     assert all(c.kind == "shared" for c in convs)
     # one flatten, named after both uses
     (flatten,) = ops(drawing, "flatten")
@@ -37,9 +37,9 @@ def test_every_use_points_at_the_shared_instance(caux):
     conv = ops(drawing, "conv2d(32")[0]
     (flatten,) = ops(drawing, "flatten")
     into = {(e.source, e.label) for e in drawing.edges if e.target == conv.id}
-    assert into == {("x_0", "a"), ("x_1", "b")}
+    assert into == {("x:0", "a"), ("x:1", "b")}
     out = {(e.target, e.label) for e in drawing.edges if e.source == flatten.id}
-    assert out == {("digit_a", "a"), ("digit_b", "b"), ("out_1_concat", "a, b")}
+    assert out == {("digit_a", "a"), ("digit_b", "b"), ("out:1:concat", "a, b")}
     # arrows inside the cluster are drawn once and carry no use
     inner = [e for e in drawing.edges if inside(drawing, e.source, conv.cluster) and e.target != flatten.id]
     assert inner and all(e.label == "" for e in inner)

@@ -24,29 +24,29 @@ def test_every_node_is_a_row_inputs_included(caux):
 def test_known_layer_counts(caux):
     rows = {r.node: r for r in summary_rows(caux)}
     # conv2d(32, 3) on one channel: 32 * 1 * 3 * 3 + 32
-    assert rows["a_1_conv2d"].params == 320
-    assert rows["a_1_conv2d"].text == "conv2d(32, k=3)"
-    assert rows["a_1_conv2d"].shape == (32, 12, 12)
+    assert rows["a:1:conv2d"].params == 320
+    assert rows["a:1:conv2d"].text == "conv2d(32, k=3)"
+    assert rows["a:1:conv2d"].shape == (32, 12, 12)
     # conv2d(64, 3) on 32 channels, batchnorm(32): weight and bias
-    assert rows["a_5_conv2d"].params == 64 * 32 * 9 + 64
-    assert rows["a_2_batchnorm"].params == 64
+    assert rows["a:5:conv2d"].params == 64 * 32 * 9 + 64
+    assert rows["a:2:batchnorm"].params == 64
     # linear(10) on the 256 flat features of one digit
     assert rows["digit_a"].params == 256 * 10 + 10
     assert rows["digit_a"].text == "linear(10)"
-    assert rows["a_4_maxpool2d"].text == "maxpool2d(2)"
-    assert rows["a_4_maxpool2d"].params == 0
+    assert rows["a:4:maxpool2d"].text == "maxpool2d(2)"
+    assert rows["a:4:maxpool2d"].params == 0
 
 
 def test_shared_uses_are_marked_and_counted_once(caux):
     rows = {r.node: r for r in summary_rows(caux)}
-    first, later = rows["a_1_conv2d"], rows["b_1_conv2d"]
+    first, later = rows["a:1:conv2d"], rows["b:1:conv2d"]
     assert (first.instance, first.use, first.use_index, first.uses) == ("extract", "a", 1, 2)
     assert (later.instance, later.use, later.use_index, later.uses) == ("extract", "b", 2, 2)
     assert not first.shared and first.params_text == "320"
     assert later.shared and later.params == 0 and later.layer_params == 320
     assert later.params_text == "(shared)"
     # the relu of the second use applies no parameters: it is not "(shared)"
-    assert not rows["b_3_relu"].shared and rows["b_3_relu"].instance == "extract"
+    assert not rows["b:3:relu"].shared and rows["b:3:relu"].instance == "extract"
     # nodes outside the instance name none
     assert rows["digit_a"].instance is None and rows["out"].instance is None
     assert sum(r.params for r in rows.values()) == caux.total_params == 63286
@@ -66,9 +66,9 @@ def test_the_text(caux):
     assert "Total trainable parameters: 63,286" in lines
     header = next(line for line in lines if line.startswith("Node"))
     assert header.split() == ["Node", "Op", "Output", "shape", "Params", "Shared"]
-    conv_b = next(line for line in lines if line.startswith("b_1_conv2d "))
+    conv_b = next(line for line in lines if line.startswith("b:1:conv2d "))
     assert "(shared)" in conv_b and "extract (b)" in conv_b
-    conv_a = next(line for line in lines if line.startswith("a_1_conv2d "))
+    conv_a = next(line for line in lines if line.startswith("a:1:conv2d "))
     assert conv_a.split()[-3:] == ["320", "extract", "(a)"]
     loss = next(line for line in lines if line.strip().startswith("digit_a ") and "cross_entropy" in line)
     assert loss.split() == ["digit_a", "cross_entropy", "classes[0]", "index", "of", "10", "0.5", "argmax"]

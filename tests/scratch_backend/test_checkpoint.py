@@ -101,7 +101,7 @@ def test_names_and_shapes_must_match_the_spec(tmp_path):
 
     state = states(wsn, [0])[0]
     state["out.weight"] = torch.zeros(3, 32, dtype=torch.float64)
-    state["extract_2_batchnorm.num_batches_tracked"] = torch.tensor(0.0)
+    state["extract:2:batchnorm.num_batches_tracked"] = torch.tensor(0.0)
     bad = tmp_path / "bad.safetensors"
     save_state(bad, state)
     with pytest.raises(MinispecError, match=r"`out.weight` is \[3, 32\], expected \[2, 32\]") as info:

@@ -33,7 +33,7 @@ def test_some_specs_agree_in_float32_after_one_step(name):
 def test_adam_tolerance_widens_only_for_weights_with_a_gradient_near_zero():
     report = verify(program("all_ops"), dtype=torch.float32, batch=6)
     assert report.ok, format_report(report)
-    bias = next(c for c in report.checks if c.name == "param:h_1_linear.bias")  # linear | batchnorm
+    bias = next(c for c in report.checks if c.name == "param:h:1:linear.bias")  # linear | batchnorm
     assert bias.widened > 0 and bias.max_abs > bias.tolerance  # float32 noise, amplified by Adam
     assert any("adam:" in note for note in report.notes)
     assert "ok*" in format_report(report)
@@ -71,7 +71,7 @@ def test_report_is_a_table_and_keeps_dropout_on():
     for column in ("tensor", "shape", "max abs err", "max rel err", "ok"):
         assert column in header
     assert text.splitlines()[-1].startswith("ok:")
-    assert any(line.startswith("grad:digit_1_conv2d.weight") and " 32x1x3x3 " in line for line in text.splitlines())
+    assert any(line.startswith("grad:digit:1:conv2d.weight") and " 32x1x3x3 " in line for line in text.splitlines())
     assert not report.notes  # nothing was switched off
     assert all(n.attrs["p"] > 0 for n in p.nodes if n.op == "dropout")
 

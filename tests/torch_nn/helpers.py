@@ -141,15 +141,15 @@ class CourseWSN(nn.Module):
 
 # Reference attribute -> canonical (spec) name.
 WSN_NAMES = {
-    "conv1": "extract_1_conv2d",
-    "bn1": "extract_2_batchnorm",
-    "conv2": "extract_5_conv2d",
-    "bn2": "extract_6_batchnorm",
+    "conv1": "extract:1:conv2d",
+    "bn1": "extract:2:batchnorm",
+    "conv2": "extract:5:conv2d",
+    "bn2": "extract:6:batchnorm",
     "aux_a": "digit_a",
     "aux_b": "digit_b",
-    "fc1": "out_2_linear",
-    "fc2": "out_4_linear",
-    "fc3": "out_6_linear",
+    "fc1": "out:2:linear",
+    "fc2": "out:4:linear",
+    "fc3": "out:6:linear",
     "fc4": "out",
 }
 

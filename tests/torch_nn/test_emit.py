@@ -65,9 +65,9 @@ def test_emitted_module_computes_the_same(name, tmp_path):
 
 def test_a_shared_instance_is_one_submodule_used_twice():
     source = emit_python(program("wsn"))
-    assert source.count("self.extract_1_conv2d = nn.Conv2d(1, 32, kernel_size=(3, 3))") == 1
-    assert source.count("self.extract_1_conv2d(") == 2
-    assert "shared instance `extract`, used by a_1_conv2d, b_1_conv2d" in source
+    assert source.count("self._modules['extract:1:conv2d'] = nn.Conv2d(1, 32, kernel_size=(3, 3))") == 1
+    assert source.count("self._modules['extract:1:conv2d'](") == 2
+    assert "shared instance `extract`, used by a:1:conv2d, b:1:conv2d" in source
 
 
 def test_header_names_spec_and_parameter_count():
@@ -83,7 +83,7 @@ def test_header_names_spec_and_parameter_count():
 def test_names_clashing_with_python_or_nn_module():
     source = emit_python(program("odd_names"))
     assert "class OddNames(nn.Module):" in source
-    assert 'self._modules["to"] = nn.Linear(1352, 10, bias=False)' in source
+    assert "self._modules['to'] = nn.Linear(1352, 10, bias=False)" in source
     assert "torch_ = F.relu(torch_3_batchnorm)" in source  # a node called `torch` must not hide the module
     assert "self_ = torch.tanh(self_1_conv2d)" in source
     assert "nn.Conv2d(1, 4, kernel_size=(3, 3), stride=2, padding=1, bias=False)" in source

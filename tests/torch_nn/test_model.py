@@ -166,10 +166,10 @@ def test_predict_is_eval_mode_without_grad():
         assert first[key].shape == (1, 6, *p.node(key).shape)
         assert not first[key].requires_grad
         assert torch.equal(first[key], second[key])
-    tracked = model.state(0)["h_2_batchnorm.num_batches_tracked"]
+    tracked = model.state(0)["h:2:batchnorm.num_batches_tracked"]
     assert tracked.item() == 0  # predict leaves the running statistics alone
     model.train_step(inputs, targets)
-    assert model.state(0)["h_2_batchnorm.num_batches_tracked"].item() == 1
+    assert model.state(0)["h:2:batchnorm.num_batches_tracked"].item() == 1
 
 
 def test_set_learning_rate():

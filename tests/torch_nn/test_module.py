@@ -46,13 +46,13 @@ def test_default_generator_is_the_spec_seed():
 def test_shared_instance_is_one_submodule_called_twice():
     p = program("wsn")
     module = build_module(p)
-    conv = module.extract_1_conv2d
+    conv = module._modules["extract:1:conv2d"]
     seen = []
     conv.register_forward_hook(lambda mod, args, out: seen.append((mod.weight, args[0].shape)))
     module(**random_inputs(p, batch=2))
     assert len(seen) == 2 and seen[0][0] is seen[1][0] is conv.weight
     names = [n for n, _ in module.named_parameters()]
-    assert names.count("extract_1_conv2d.weight") == 1 and not any(n.startswith(("a_", "b_")) for n in names)
+    assert names.count("extract:1:conv2d.weight") == 1 and not any(n.startswith(("a_", "b_")) for n in names)
 
 
 def test_shared_weight_gets_the_sum_of_both_gradients():
@@ -62,12 +62,12 @@ def test_shared_weight_gets_the_sum_of_both_gradients():
     module.eval()
     inputs = random_inputs(p, batch=4)
     module(**inputs)["out"].sum().backward()
-    shared = module.extract_1_conv2d.weight.grad.clone()
+    shared = module._modules["extract:1:conv2d"].weight.grad.clone()
 
     # the same forward with two independent copies of the weight
-    w = module.extract_1_conv2d.weight.detach()
+    w = module._modules["extract:1:conv2d"].weight.detach()
     copies = [w.clone().requires_grad_(True) for _ in range(2)]
-    conv = module.extract_1_conv2d
+    conv = module._modules["extract:1:conv2d"]
     calls = iter(copies)
     original = conv.forward
     conv.forward = lambda x: F.conv2d(x, next(calls), conv.bias)
@@ -84,9 +84,9 @@ def test_shared_batchnorm_statistics_see_both_uses():
     inputs = random_inputs(program("wsn"), batch=5)
     shared(**inputs)
     separate(**inputs)
-    assert shared.extract_2_batchnorm.num_batches_tracked.item() == 2
-    assert separate.a_2_batchnorm.num_batches_tracked.item() == 1
-    assert separate.b_2_batchnorm.num_batches_tracked.item() == 1
+    assert shared._modules["extract:2:batchnorm"].num_batches_tracked.item() == 2
+    assert separate._modules["a:2:batchnorm"].num_batches_tracked.item() == 1
+    assert separate._modules["b:2:batchnorm"].num_batches_tracked.item() == 1
 
 
 @pytest.mark.parametrize("caux", [False, True])
@@ -118,18 +118,18 @@ def test_disk_ops_by_hand():
     x = random_inputs(p, batch=7)["x"]
 
     def reference(x, training):
-        h = F.linear(x, s["h_1_linear.weight"], s["h_1_linear.bias"])
-        h = F.batch_norm(h, s["h_2_batchnorm.running_mean"].clone(), s["h_2_batchnorm.running_var"].clone(),
-                         s["h_2_batchnorm.weight"], s["h_2_batchnorm.bias"], training, 0.2, 1e-3)
+        h = F.linear(x, s["h:1:linear.weight"], s["h:1:linear.bias"])
+        h = F.batch_norm(h, s["h:2:batchnorm.running_mean"].clone(), s["h:2:batchnorm.running_var"].clone(),
+                         s["h:2:batchnorm.weight"], s["h:2:batchnorm.bias"], training, 0.2, 1e-3)
         h = F.leaky_relu(h, 0.1)
         h = F.dropout(h, 0.1, training)
-        h = torch.tanh(F.linear(h, s["h_5_linear.weight"], s["h_5_linear.bias"])) + h
-        h = F.relu(F.linear(h, s["h_8_linear.weight"], s["h_8_linear.bias"]))
-        h = F.relu(F.linear(h, s["h_10_linear.weight"], s["h_10_linear.bias"]))
+        h = torch.tanh(F.linear(h, s["h:5:linear.weight"], s["h:5:linear.bias"])) + h
+        h = F.relu(F.linear(h, s["h:8:linear.weight"], s["h:8:linear.bias"]))
+        h = F.relu(F.linear(h, s["h:10:linear.weight"], s["h:10:linear.bias"]))
         return {
             "out": F.linear(h, s["out.weight"], s["out.bias"]),
-            "prob": torch.sigmoid(F.linear(h, s["prob_1_linear.weight"], s["prob_1_linear.bias"])),
-            "soft": torch.log_softmax(F.linear(h, s["soft_1_linear.weight"], s["soft_1_linear.bias"]), dim=1),
+            "prob": torch.sigmoid(F.linear(h, s["prob:1:linear.weight"], s["prob:1:linear.bias"])),
+            "soft": torch.log_softmax(F.linear(h, s["soft:1:linear.weight"], s["soft:1:linear.bias"]), dim=1),
         }
 
     for training in (False, True):
@@ -141,8 +141,8 @@ def test_disk_ops_by_hand():
         for key in expected:
             torch.testing.assert_close(ours[key], expected[key], rtol=1e-6, atol=1e-7)
     # momentum 0.2: running_mean = 0.8 * 0 + 0.2 * batch mean
-    batch_mean = F.linear(x, s["h_1_linear.weight"], s["h_1_linear.bias"]).mean(0)
-    torch.testing.assert_close(module.state_dict()["h_2_batchnorm.running_mean"], 0.2 * batch_mean)
+    batch_mean = F.linear(x, s["h:1:linear.weight"], s["h:1:linear.bias"]).mean(0)
+    torch.testing.assert_close(module.state_dict()["h:2:batchnorm.running_mean"], 0.2 * batch_mean)
     assert (ours["prob"] > 0).all() and torch.allclose(ours["soft"].exp().sum(1), torch.ones(7))
 
 
@@ -150,9 +150,9 @@ def test_select_keeps_the_channel_axis_and_conv_strides():
     p = program("odd_names")
     module = build_module(p)
     x = random_inputs(p, batch=2)["x"]
-    out = module.torch_1_conv2d(x)
+    out = module._modules["torch:1:conv2d"](x)
     assert out.shape == (2, 4, 14, 14)  # stride 2, padding 1
-    assert module._modules["to"].bias is None and module.torch_1_conv2d.bias is None
+    assert module._modules["to"].bias is None and module._modules["torch:1:conv2d"].bias is None
     assert isinstance(module, GraphModule)
     # a key named like an nn.Module method lives in _modules and leaves the method alone
     assert module.to.__func__ is torch.nn.Module.to
@@ -169,4 +169,4 @@ def test_float64():
     module = build_module(p, dtype=torch.float64)
     out = module(**random_inputs(p, batch=2, dtype=torch.float64))
     assert all(v.dtype == torch.float64 for v in out.values())
-    assert module.state_dict()["extract_2_batchnorm.num_batches_tracked"].dtype == torch.long
+    assert module.state_dict()["extract:2:batchnorm.num_batches_tracked"].dtype == torch.long

@@ -29,7 +29,7 @@ def test_torch_scheme_is_torch_default_init(name, seed):
 def test_torch_scheme_bounds():
     """weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)): inside the bound, and close to it."""
     state = initial_state(program("wsn"), gen(0))
-    for key, fan_in in [("extract_5_conv2d", 32 * 9), ("out_2_linear", 512), ("extract_1_conv2d", 9)]:
+    for key, fan_in in [("extract:5:conv2d", 32 * 9), ("out:2:linear", 512), ("extract:1:conv2d", 9)]:
         bound = 1 / math.sqrt(fan_in)
         for role in ("weight", "bias"):
             values = state[f"{key}.{role}"]
@@ -48,18 +48,18 @@ def test_fans_of_every_owner():
         if owner.op in ("linear", "conv2d")
     }
     assert fans == {
-        "extract_1_conv2d": (9, 288),
-        "extract_5_conv2d": (288, 576),
+        "extract:1:conv2d": (9, 288),
+        "extract:5:conv2d": (288, 576),
         "digit_a": (256, 10),
         "digit_b": (256, 10),
-        "out_2_linear": (512, 64),
-        "out_4_linear": (64, 64),
-        "out_6_linear": (64, 32),
+        "out:2:linear": (512, 64),
+        "out:4:linear": (64, 64),
+        "out:6:linear": (64, 32),
         "out": (32, 2),
     }
     conv = {o.weights: init.fans(o.op, o.param_shapes["weight"]) for o in program("caux_conv").weight_owners
             if o.op == "conv2d"}
-    assert conv["out_2_linear"] == (512, 256)  # [64, 128, 2, 2]: same fan_in as linear(512 -> 64)
+    assert conv["out:2:linear"] == (512, 256)  # [64, 128, 2, 2]: same fan_in as linear(512 -> 64)
 
 
 def test_same_seed_same_state_other_seed_other_state():
@@ -71,22 +71,22 @@ def test_same_seed_same_state_other_seed_other_state():
 
 def test_batchnorm_state_and_keys():
     state = initial_state(program("sn"), gen(0))
-    assert torch.equal(state["a_2_batchnorm.weight"], torch.ones(32))
-    assert torch.equal(state["a_2_batchnorm.bias"], torch.zeros(32))
-    assert torch.equal(state["a_2_batchnorm.running_mean"], torch.zeros(32))
-    assert torch.equal(state["a_2_batchnorm.running_var"], torch.ones(32))
-    tracked = state["a_2_batchnorm.num_batches_tracked"]
+    assert torch.equal(state["a:2:batchnorm.weight"], torch.ones(32))
+    assert torch.equal(state["a:2:batchnorm.bias"], torch.zeros(32))
+    assert torch.equal(state["a:2:batchnorm.running_mean"], torch.zeros(32))
+    assert torch.equal(state["a:2:batchnorm.running_var"], torch.ones(32))
+    tracked = state["a:2:batchnorm.num_batches_tracked"]
     assert tracked.dtype == torch.long and tracked.shape == () and tracked.item() == 0
     # sn has two separate extractors: each its own set
-    assert "b_2_batchnorm.weight" in state and "b_1_conv2d.weight" in state
+    assert "b:2:batchnorm.weight" in state and "b:1:conv2d.weight" in state
     assert sum(t.numel() for k, t in state.items() if k.rsplit(".", 1)[1] in ("weight", "bias")) == \
         program("sn").total_params
 
 
 def test_shared_sets_appear_once_and_no_bias_draws_nothing():
     state = initial_state(program("odd_names"), gen(0))
-    assert [k for k in state if k.startswith("lambda_1_conv2d")] == ["lambda_1_conv2d.weight", "lambda_1_conv2d.bias"]
-    assert "torch_1_conv2d.bias" not in state and "to.bias" not in state
+    assert [k for k in state if k.startswith("lambda:1:conv2d")] == ["lambda:1:conv2d.weight", "lambda:1:conv2d.bias"]
+    assert "torch:1:conv2d.bias" not in state and "to.bias" not in state
 
 
 def test_float64_is_the_float32_draw_cast():
@@ -105,14 +105,14 @@ def test_other_schemes():
     assert all(not t.any() for k, t in zero.items() if k.endswith((".weight", ".bias")) and "batchnorm" not in k)
 
     normal = initial_state(program("wsn", ("init=normal(std=0.5)",)), gen(0))
-    w = normal["extract_5_conv2d.weight"]
+    w = normal["extract:5:conv2d.weight"]
     assert w.std().item() == pytest.approx(0.5, rel=0.05)
-    assert not normal["extract_5_conv2d.bias"].any()
+    assert not normal["extract:5:conv2d.bias"].any()
 
     glorot = initial_state(program("wsn", ("init=glorot",)), gen(0))
     bound = math.sqrt(6 / (512 + 64))
-    assert glorot["out_2_linear.weight"].abs().max() <= bound
-    assert glorot["out_2_linear.weight"].abs().max() > 0.99 * bound
+    assert glorot["out:2:linear.weight"].abs().max() <= bound
+    assert glorot["out:2:linear.weight"].abs().max() > 0.99 * bound
 
 
 def test_trial_seed_is_the_documented_formula():

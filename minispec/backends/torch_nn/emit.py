@@ -5,11 +5,11 @@
     class Caux(nn.Module):
         def __init__(self):
             super().__init__()
-            self.extract_1_conv2d = nn.Conv2d(1, 32, kernel_size=(3, 3))  # shared: a_1_conv2d, b_1_conv2d
+            self._modules['extract:1:conv2d'] = nn.Conv2d(1, 32, kernel_size=(3, 3))  # shared: a:1:conv2d, b:1:conv2d
             ...
         def forward(self, x):
             x_0 = x[:, 0:1]                          # [B, 1, 14, 14]
-            a_1_conv2d = self.extract_1_conv2d(x_0)  # [B, 32, 12, 12]
+            a_1_conv2d = self._modules['extract:1:conv2d'](x_0)  # [B, 32, 12, 12]
             ...
             return {"out": out, "digit_a": digit_a, "digit_b": digit_b}
 
@@ -24,12 +24,13 @@ first). The source imports torch only, never minispec.
 from __future__ import annotations
 
 import keyword
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
 
-from minispec.ir.model import Loss, Node, Program
+from minispec.ir.model import GENERATED, Loss, Node, Program
 from minispec.ir.ops import OPS, pair
 
 INDENT = "    "
@@ -53,7 +54,7 @@ def _is_plain_attribute(key: str) -> bool:
 
 def _submodule_ref(key: str) -> str:
     """How the code refers to the submodule of parameter set `key`."""
-    return f"self.{key}" if _is_plain_attribute(key) else f'self._modules["{key}"]'
+    return f"self.{key}" if _is_plain_attribute(key) else f"self._modules[{key!r}]"
 
 
 def _linear_source(node: Node, args: list[str]) -> str:
@@ -133,7 +134,7 @@ def _variables(program: Program) -> dict[str, str]:
     taken: set[str] = set()
     for node in program.nodes:
         base = node.attrs["name"] if OPS[node.op].has("data") else node.id
-        name = base
+        name = re.sub(r"\W", "_", base)  # generated ids hold `:`: `a:1:conv2d` -> a_1_conv2d
         if not name.isidentifier() or keyword.iskeyword(name) or name in RESERVED:
             name = f"{name}_"
         while name in taken:
@@ -199,7 +200,7 @@ def emit_python(program: Program) -> str:
             instance = _instance_name(owner)
             label = f"shared instance `{instance}`" if instance else "shared"
             note.append(f"{label}, used by {', '.join(users[key])}")
-        if not _is_plain_attribute(key):
+        if not _is_plain_attribute(key) and GENERATED not in key:
             note.append(f"{key!r} is not a free attribute name of nn.Module")
         comment = f"  # {'; '.join(note)}" if note else ""
         lines.append(f"{INDENT * 2}{_submodule_ref(key)} = {SOURCE[owner.op](owner, [])}{comment}")

@@ -3,7 +3,7 @@
 `build_module(program)` makes a `GraphModule` with one submodule per parameter
 set, registered under the set's `weights` key in `program.weight_owners` order:
 
-    self.extract_1_conv2d = nn.Conv2d(1, 32, kernel_size=(3, 3))   # used by a_1_conv2d and b_1_conv2d
+    self._modules['extract:1:conv2d'] = nn.Conv2d(1, 32, kernel_size=(3, 3))   # used by a:1:conv2d and b:1:conv2d
 
 Nodes that share a key call the same submodule, so their weights (and a
 BatchNorm's running statistics) are one set, exactly as when one nn.Module is

@@ -13,46 +13,46 @@ class Caux(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.extract_1_conv2d = nn.Conv2d(1, 32, kernel_size=(3, 3))  # shared instance `extract`, used by a_1_conv2d, b_1_conv2d
-        self.extract_2_batchnorm = nn.BatchNorm2d(32)  # shared instance `extract`, used by a_2_batchnorm, b_2_batchnorm
-        self.extract_5_conv2d = nn.Conv2d(32, 64, kernel_size=(3, 3))  # shared instance `extract`, used by a_5_conv2d, b_5_conv2d
-        self.extract_6_batchnorm = nn.BatchNorm2d(64)  # shared instance `extract`, used by a_6_batchnorm, b_6_batchnorm
+        self._modules['extract:1:conv2d'] = nn.Conv2d(1, 32, kernel_size=(3, 3))  # shared instance `extract`, used by a:1:conv2d, b:1:conv2d
+        self._modules['extract:2:batchnorm'] = nn.BatchNorm2d(32)  # shared instance `extract`, used by a:2:batchnorm, b:2:batchnorm
+        self._modules['extract:5:conv2d'] = nn.Conv2d(32, 64, kernel_size=(3, 3))  # shared instance `extract`, used by a:5:conv2d, b:5:conv2d
+        self._modules['extract:6:batchnorm'] = nn.BatchNorm2d(64)  # shared instance `extract`, used by a:6:batchnorm, b:6:batchnorm
         self.digit_a = nn.Linear(256, 10)
         self.digit_b = nn.Linear(256, 10)
-        self.out_2_linear = nn.Linear(512, 64)
-        self.out_4_linear = nn.Linear(64, 64)
-        self.out_6_linear = nn.Linear(64, 32)
+        self._modules['out:2:linear'] = nn.Linear(512, 64)
+        self._modules['out:4:linear'] = nn.Linear(64, 64)
+        self._modules['out:6:linear'] = nn.Linear(64, 32)
         self.out = nn.Linear(32, 2)
 
     def forward(self, x):
-        x_0 = x[:, 0:1]                                                  # [B, 1, 14, 14]
-        a_1_conv2d = self.extract_1_conv2d(x_0)                          # [B, 32, 12, 12]
-        a_2_batchnorm = self.extract_2_batchnorm(a_1_conv2d)             # [B, 32, 12, 12]
-        a_3_relu = F.relu(a_2_batchnorm)                                 # [B, 32, 12, 12]
-        a_4_maxpool2d = F.max_pool2d(a_3_relu, kernel_size=2, stride=2)  # [B, 32, 6, 6]
-        a_5_conv2d = self.extract_5_conv2d(a_4_maxpool2d)                # [B, 64, 4, 4]
-        a_6_batchnorm = self.extract_6_batchnorm(a_5_conv2d)             # [B, 64, 4, 4]
-        a_7_relu = F.relu(a_6_batchnorm)                                 # [B, 64, 4, 4]
-        a_8_maxpool2d = F.max_pool2d(a_7_relu, kernel_size=2, stride=2)  # [B, 64, 2, 2]
-        a = torch.flatten(a_8_maxpool2d, 1)                              # [B, 256]
-        x_1 = x[:, 1:2]                                                  # [B, 1, 14, 14]
-        b_1_conv2d = self.extract_1_conv2d(x_1)                          # [B, 32, 12, 12]
-        b_2_batchnorm = self.extract_2_batchnorm(b_1_conv2d)             # [B, 32, 12, 12]
-        b_3_relu = F.relu(b_2_batchnorm)                                 # [B, 32, 12, 12]
-        b_4_maxpool2d = F.max_pool2d(b_3_relu, kernel_size=2, stride=2)  # [B, 32, 6, 6]
-        b_5_conv2d = self.extract_5_conv2d(b_4_maxpool2d)                # [B, 64, 4, 4]
-        b_6_batchnorm = self.extract_6_batchnorm(b_5_conv2d)             # [B, 64, 4, 4]
-        b_7_relu = F.relu(b_6_batchnorm)                                 # [B, 64, 4, 4]
-        b_8_maxpool2d = F.max_pool2d(b_7_relu, kernel_size=2, stride=2)  # [B, 64, 2, 2]
-        b = torch.flatten(b_8_maxpool2d, 1)                              # [B, 256]
-        digit_a = self.digit_a(a)                                        # [B, 10]
-        digit_b = self.digit_b(b)                                        # [B, 10]
-        out_1_concat = torch.cat([a, b], dim=1)                          # [B, 512]
-        out_2_linear = self.out_2_linear(out_1_concat)                   # [B, 64]
-        out_3_relu = F.relu(out_2_linear)                                # [B, 64]
-        out_4_linear = self.out_4_linear(out_3_relu)                     # [B, 64]
-        out_5_relu = F.relu(out_4_linear)                                # [B, 64]
-        out_6_linear = self.out_6_linear(out_5_relu)                     # [B, 32]
-        out_7_relu = F.relu(out_6_linear)                                # [B, 32]
-        out = self.out(out_7_relu)                                       # [B, 2]
+        x_0 = x[:, 0:1]                                                   # [B, 1, 14, 14]
+        a_1_conv2d = self._modules['extract:1:conv2d'](x_0)               # [B, 32, 12, 12]
+        a_2_batchnorm = self._modules['extract:2:batchnorm'](a_1_conv2d)  # [B, 32, 12, 12]
+        a_3_relu = F.relu(a_2_batchnorm)                                  # [B, 32, 12, 12]
+        a_4_maxpool2d = F.max_pool2d(a_3_relu, kernel_size=2, stride=2)   # [B, 32, 6, 6]
+        a_5_conv2d = self._modules['extract:5:conv2d'](a_4_maxpool2d)     # [B, 64, 4, 4]
+        a_6_batchnorm = self._modules['extract:6:batchnorm'](a_5_conv2d)  # [B, 64, 4, 4]
+        a_7_relu = F.relu(a_6_batchnorm)                                  # [B, 64, 4, 4]
+        a_8_maxpool2d = F.max_pool2d(a_7_relu, kernel_size=2, stride=2)   # [B, 64, 2, 2]
+        a = torch.flatten(a_8_maxpool2d, 1)                               # [B, 256]
+        x_1 = x[:, 1:2]                                                   # [B, 1, 14, 14]
+        b_1_conv2d = self._modules['extract:1:conv2d'](x_1)               # [B, 32, 12, 12]
+        b_2_batchnorm = self._modules['extract:2:batchnorm'](b_1_conv2d)  # [B, 32, 12, 12]
+        b_3_relu = F.relu(b_2_batchnorm)                                  # [B, 32, 12, 12]
+        b_4_maxpool2d = F.max_pool2d(b_3_relu, kernel_size=2, stride=2)   # [B, 32, 6, 6]
+        b_5_conv2d = self._modules['extract:5:conv2d'](b_4_maxpool2d)     # [B, 64, 4, 4]
+        b_6_batchnorm = self._modules['extract:6:batchnorm'](b_5_conv2d)  # [B, 64, 4, 4]
+        b_7_relu = F.relu(b_6_batchnorm)                                  # [B, 64, 4, 4]
+        b_8_maxpool2d = F.max_pool2d(b_7_relu, kernel_size=2, stride=2)   # [B, 64, 2, 2]
+        b = torch.flatten(b_8_maxpool2d, 1)                               # [B, 256]
+        digit_a = self.digit_a(a)                                         # [B, 10]
+        digit_b = self.digit_b(b)                                         # [B, 10]
+        out_1_concat = torch.cat([a, b], dim=1)                           # [B, 512]
+        out_2_linear = self._modules['out:2:linear'](out_1_concat)        # [B, 64]
+        out_3_relu = F.relu(out_2_linear)                                 # [B, 64]
+        out_4_linear = self._modules['out:4:linear'](out_3_relu)          # [B, 64]
+        out_5_relu = F.relu(out_4_linear)                                 # [B, 64]
+        out_6_linear = self._modules['out:6:linear'](out_5_relu)          # [B, 32]
+        out_7_relu = F.relu(out_6_linear)                                 # [B, 32]
+        out = self.out(out_7_relu)                                        # [B, 2]
         return {"out": out, "digit_a": digit_a, "digit_b": digit_b}
