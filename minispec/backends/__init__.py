@@ -3,16 +3,23 @@
 `make_model` is the one door the runner, `verify`, `eval` and the CLI use; they
 never import a backend directly. Each backend gets the initial states of its
 replicas (from `minispec.backends.weights.initial_state`) so both start alike.
+
+torch is imported inside the functions: `minispec.backends.torch_nn.emit`
+lives below this package and writes text without importing torch.
 """
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from minispec.backends.base import TrainableModel
 from minispec.backends.replicas import ReplicaHyper
 from minispec.errors import MinispecError
 from minispec.ir.model import Program
+
+if TYPE_CHECKING:
+    import torch
+
+    from minispec.backends.base import TrainableModel
 
 BACKENDS = {
     "torch": "PyTorch: torch.nn modules trained with autograd and torch.optim",
@@ -25,14 +32,18 @@ def make_model(
     program: Program,
     states: list[dict[str, torch.Tensor]],
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     generators: list[torch.Generator] | None = None,
     hyper: ReplicaHyper | None = None,
 ) -> TrainableModel:
-    """A model of `len(states)` replicas. `generators` (one per replica) drive the
-    dropout masks, in both backends; without them each backend seeds its own
-    from torch's global RNG. `hyper`: per-replica optimizer options, loss
-    weights and dropout probabilities (a sweep's points as one model)."""
+    """A model of `len(states)` replicas, in float32 unless `dtype` says otherwise.
+    `generators` (one per replica) drive the dropout masks, in both backends;
+    without them each backend seeds its own from torch's global RNG. `hyper`:
+    per-replica optimizer options, loss weights and dropout probabilities (a
+    sweep's points as one model)."""
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
     if backend == "torch":
         from minispec.backends.torch_nn import TorchModel, VectorizedTorchModel
 
@@ -49,6 +60,8 @@ def make_model(
 def resolve_device(name: str) -> torch.device:
     """`cpu`, `cuda`, `cuda:1` or `auto` (CUDA when present) -> a device; a
     request for CUDA on a machine without it is one clear error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -8,11 +8,12 @@ losses [R, L]. The runner never knows which backend it drives.
 
 from __future__ import annotations
 
-from typing import Protocol
-
-import torch
+from typing import TYPE_CHECKING, Protocol
 
 from minispec.ir.model import Program
+
+if TYPE_CHECKING:
+    import torch
 
 
 class TrainableModel(Protocol):

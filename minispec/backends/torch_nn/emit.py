@@ -18,7 +18,8 @@ The submodules have the attribute names and the order of
 into the other with strict=True. A shared instance is one submodule called
 once per use. `forward` takes the data inputs positionally (in graph order) and
 returns a dict of the loss nodes' outputs (`program.outputs`, main output
-first). The source imports torch only, never minispec.
+first). The source imports torch only, never minispec; writing it imports no
+torch at all (tests/torch_nn/test_emit_imports.py).
 """
 
 from __future__ import annotations
@@ -28,16 +29,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from torch import nn
-
+from minispec.backends.torch_nn.nn_attributes import NN_MODULE_ATTRIBUTES
 from minispec.ir.model import GENERATED, Loss, Node, Program
 from minispec.ir.ops import OPS, pair
 
 INDENT = "    "
 # Names the generated code itself uses; a node with one of them gets a suffix.
 RESERVED = {"self", "torch", "nn", "F"}
-# Attribute names an nn.Module already has (`train`, `half`, `to`, `training`...).
-MODULE_ATTRIBUTES = set(dir(nn.Module())) | set(dir(nn.Module))
 
 
 def class_name(program: Program) -> str:
@@ -49,7 +47,8 @@ def class_name(program: Program) -> str:
 
 
 def _is_plain_attribute(key: str) -> bool:
-    return key.isidentifier() and not keyword.iskeyword(key) and key not in MODULE_ATTRIBUTES
+    return (key.isidentifier() and not keyword.iskeyword(key) and not key.startswith("_")
+            and key not in NN_MODULE_ATTRIBUTES)
 
 
 def _submodule_ref(key: str) -> str:
