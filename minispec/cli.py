@@ -190,8 +190,8 @@ def _run_options(command):
 def _factory(backend: str):
     from minispec.backends import make_model
 
-    def factory(program, states, device, generators=None):
-        return make_model(backend, program, states, device=device, generators=generators)
+    def factory(program, states, device, generators=None, hyper=None):
+        return make_model(backend, program, states, device=device, generators=generators, hyper=hyper)
 
     return factory
 
@@ -251,6 +251,62 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
     if result.summary.trials_diverged:
         click.echo(result.summary.note)
     click.echo(f"run folder: {folder}  (curves.png, curves.csv, summary.json, weights/)")
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2,...",
+              help="A key (as --set takes it) and its values; repeat for a grid of several keys.")
+@click.option("--sample", type=int, metavar="N", help="Random search: N points drawn from the --range's.")
+@click.option("--range", "ranges", multiple=True, metavar="KEY=LOW:HIGH",
+              help="A range for --sample (log-uniform for rates such as lr and weight_decay).")
+@_run_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Sweep folder (default: sweeps/<spec>-<keys>).")
+@click.option("--resume", is_flag=True, help="Go on with an interrupted sweep (the same command and --out).")
+@click.option("--yes", is_flag=True, help="Run a sweep even when it is very large (more than 1,000 points).")
+@_set_option
+@_friendly
+def sweep(spec, grids, sample, ranges, trials, epochs, device, backend, data_root, vectorize, max_memory, out,
+          resume, yes, overrides, include_roots):
+    """Train every point of a grid (or of a random search) N trials each, and
+    print one table: test error mean ± std per point, best/worst trial, and
+    Welch's p against the best point.
+
+    Points that differ only in values that change no shape (lr, momentum,
+    weight decay, loss weights, dropout p, schedule, epochs) train together
+    as ONE model of points x trials replicas; keys that change shapes train as
+    separate models. Writes a run folder per point, sweep.json, sweep.csv and
+    sweep.png (error against the value; a heatmap for two keys).
+
+    \b
+    Examples:
+      minispec sweep specs/disk.mdl --grid lr=0.001,0.01,0.1 --trials 10
+      minispec sweep specs/disk.mdl --grid lr=0.01,0.1 --grid momentum=0,0.9
+      minispec sweep specs/disk.mdl --sample 20 --range lr=1e-4:1 --trials 5
+    """
+    from minispec.backends import resolve_device
+    from minispec.experiment.progress import TqdmProgress
+    from minispec.experiment.sweep import Axis, plan_sweep, run_sweep
+
+    axes = [Axis.parse(text) for text in grids] + [Axis.parse(text, "--range") for text in ranges]
+    plan = plan_sweep(spec, axes, sample=sample, trials=trials, epochs=epochs, overrides=overrides,
+                      include_roots=include_roots, vectorize=vectorize, yes=yes)
+    folder = out or Path("sweeps") / f"{plan.name}-{'-'.join(plan.keys)}"
+    click.echo(f"{len(plan.values)} point(s) x {plan.trials} trial(s), as {len(plan.groups)} model(s)", err=True)
+    progress = TqdmProgress()
+    try:
+        result = run_sweep(plan, backend_factory=_factory(backend), out_dir=folder, device=resolve_device(device),
+                           data_root=data_root, resume=resume, progress=progress, vectorize=vectorize,
+                           max_memory=_max_memory(max_memory))
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo(f"\ninterrupted: finished trials are saved in {folder}; go on with the same command "
+                   f"and --resume --out {folder}", err=True)
+        sys.exit(130)
+    progress.close()
+    click.echo(result.table())
+    click.echo(f"sweep folder: {folder}  (sweep.png, sweep.csv, sweep.json, points/)")
 
 
 @main.command()

@@ -177,19 +177,43 @@ class RunConfig(Record):
 
 
 class SweepPoint(Record):
-    """One point of a sweep: its `--set` values and its run folder (relative to the sweep folder)."""
+    """One point of a sweep: its `--set` values (texts, as `--set` takes them),
+    its run folder (relative to the sweep folder), the group of points it
+    trains with as one model, its run summary, and Welch's test of its final
+    test errors against the best point's (None for the best point itself)."""
 
-    values: dict[str, Any]
+    values: dict[str, str]
     folder: str
+    spec_hash: str
+    group: int
     summary: RunSummary | None = None
+    t: float | None = None
+    p_value: float | None = None
+
+
+class SweepGroup(Record):
+    """Points whose Programs differ in no shape, trained as the replicas of one
+    model: replica j of the group is trial j % trials of point points[j // trials],
+    in chunks 0..chunk-1, chunk..2*chunk-1, ... fixed by the sweep's first start
+    (so a resumed sweep computes every remaining trial as the first would have)."""
+
+    points: list[int]
+    chunk: int
+    vectorized: bool
 
 
 class SweepSummary(Record):
-    """A sweep folder (sweep.json): one run folder per point."""
+    """A sweep folder (sweep.json): one run folder per point, the table's numbers,
+    and how the points were grouped and chunked."""
 
     spec: str
     keys: list[str]
+    trials: int
+    threads: int
+    groups: list[SweepGroup]
     points: list[SweepPoint]
+    best: int | None = None  # the point of lowest mean test error
+    complete: bool = False
 
 
 def summarize(name: str, source: str | None, report: str, epochs: int, params: int, spec_hash: str,

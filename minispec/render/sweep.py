@@ -1,0 +1,114 @@
+"""The sweep figure: test error against the swept values, from plain series.
+
+    one key     mean test error against the value, a band of ± one std over trials
+                (a log axis when the values are positive numbers spanning 10x or more)
+    two keys    a heatmap of the mean test error, each cell labelled mean ± std
+                (a scatter coloured by error when the points do not fill a grid: random search)
+    more keys   one line per combination of the other keys against the first key
+"""
+
+from __future__ import annotations
+
+from itertools import product
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from minispec.experiment.sweep import SweepSeries
+
+
+def draw_sweep(series: SweepSeries, path: str | Path, *, title: str) -> Path:
+    """Write the PNG; returns its path."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(7.5, 4.8), dpi=150)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    keys, labels = series.keys, series.labels
+    full_grid = len(series.mean) == len(list(product(*labels)))
+    if not series.mean:
+        ax.text(0.5, 0.5, "no finished trial to plot", ha="center", va="center", transform=ax.transAxes)
+    elif len(keys) == 2 and full_grid:
+        _heatmap(fig, ax, series)
+    elif len(keys) == 2:
+        _scatter(fig, ax, series)
+    else:
+        others = list(product(*labels[1:]))
+        positions, numeric = _positions(labels[0])
+        for g, rest in enumerate(others):
+            points = [(x,) + rest for x in labels[0] if (x,) + rest in series.mean]
+            if not points:
+                continue
+            x = [positions[labels[0].index(p[0])] for p in points]
+            mean = [100 * series.mean[p] for p in points]
+            std = [100 * series.std[p] for p in points]
+            label = ", ".join(f"{k}={v}" for k, v in zip(keys[1:], rest)) or "mean ± std over trials"
+            color = colors[g % len(colors)]
+            ax.plot(x, mean, "o-", color=color, linewidth=1.6, label=label)
+            ax.fill_between(x, [max(m - s, 0) for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                            color=color, alpha=0.2, linewidth=0)
+        if numeric and _spans_decades(labels[0]):
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(range(len(labels[0])), labels[0], rotation=20, fontsize=8)
+        ax.set_xlabel(keys[0])
+        ax.set_ylabel("test error (%)")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, framealpha=0.85)
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, format="png")
+    tmp.replace(path)
+    return path
+
+
+def _heatmap(fig, ax, series: SweepSeries) -> None:
+    import math
+
+    rows, cols = series.labels
+    grid = [[100 * series.mean.get((r, c), math.nan) for c in cols] for r in rows]
+    image = ax.imshow(grid, cmap="viridis_r", aspect="auto")
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            if (r, c) in series.mean:
+                ax.text(j, i, f"{100 * series.mean[(r, c)]:.2f}\n± {100 * series.std[(r, c)]:.2f}",
+                        ha="center", va="center", fontsize=7,
+                        bbox={"facecolor": "white", "alpha": 0.6, "linewidth": 0, "pad": 1.5})
+    ax.set_xticks(range(len(cols)), cols, fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_xlabel(series.keys[1])
+    ax.set_ylabel(series.keys[0])
+    fig.colorbar(image, ax=ax, label="mean test error (%)")
+
+
+def _scatter(fig, ax, series: SweepSeries) -> None:
+    points = list(series.mean)
+    x = [float(p[1]) for p in points]
+    y = [float(p[0]) for p in points]
+    image = ax.scatter(x, y, c=[100 * series.mean[p] for p in points], cmap="viridis_r", s=40)
+    for axis_values, setter in ((x, ax.set_xscale), (y, ax.set_yscale)):
+        if min(axis_values) > 0 and max(axis_values) / min(axis_values) >= 10:
+            setter("log")
+    ax.set_xlabel(series.keys[1])
+    ax.set_ylabel(series.keys[0])
+    fig.colorbar(image, ax=ax, label="mean test error (%)")
+
+
+def _positions(values: list[str]) -> tuple[list[float], bool]:
+    """Numeric values as themselves, anything else as 0, 1, 2, ..."""
+    try:
+        return [float(v) for v in values], True
+    except ValueError:
+        return [float(i) for i in range(len(values))], False
+
+
+def _spans_decades(values: list[str]) -> bool:
+    numbers = [float(v) for v in values]
+    return min(numbers) > 0 and max(numbers) / min(numbers) >= 10
