@@ -65,19 +65,28 @@ class MinispecError(Exception):
         """
         lines = []
         if self.span is None:
-            lines.append(f"error: {self.message}")
+            lines.append(visible(f"error: {self.message}"))
         else:
-            lines.append(f"{self.span}: error: {self.message}")
+            lines.append(visible(f"{self.span}: error: {self.message}"))
             lines.extend(_excerpt(self.span, sources))
         for span, label in self.related:
-            lines.append(f"{span}: note: {label}")
+            lines.append(visible(f"{span}: note: {label}"))
             lines.extend(_excerpt(span, sources))
         if self.hint:
-            lines.append(f"hint: {self.hint}")
+            lines.append(visible(f"hint: {self.hint}"))
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.render()
+
+
+def visible(text: str) -> str:
+    """`text` with every unprintable character written as its escape (`\\x1b`,
+    `\\u2028`): a spec's text, a file name or a value can then be printed to a
+    terminal or into a comment of generated code without acting on either."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 # Texts that are not files on disk (command-line overrides, specs given as strings).
@@ -103,5 +112,9 @@ def _excerpt(span: Span, sources: dict[str, str] | None) -> list[str]:
     line = source_lines[span.line - 1].expandtabs(4).rstrip()
     start = max(span.column - 1, 0)
     end = span.end_column - 1 if span.end_line == span.line else len(line)
-    width = max(1, min(end, max(len(line), start + 1)) - start)
-    return ["    " + line, "    " + " " * start + "^" * width]
+    end = max(start + 1, min(end, max(len(line), start + 1)))
+    # Unprintable characters are shown as escapes; the caret follows them.
+    shown = [visible(char) for char in line]
+    before = sum(len(piece) for piece in shown[:start]) + max(start - len(shown), 0)
+    width = sum(len(piece) for piece in shown[start:end]) + max(end - max(start, len(shown)), 0)
+    return ["    " + "".join(shown), "    " + " " * before + "^" * max(width, 1)]

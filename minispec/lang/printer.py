@@ -8,8 +8,11 @@ and the text compiles to the same Program as the original.
 
 from __future__ import annotations
 
+import re
+
 from minispec.lang import syntax as s
 from minispec.lang.files import Merged
+from minispec.lang.parser import KEYWORDS
 
 
 def format_expr(expr: s.Expr) -> str:
@@ -40,8 +43,18 @@ def format_pipeline(pipeline: s.Pipeline) -> str:
     return " | ".join(parts)
 
 
+def spec_name(text: str) -> str:
+    """A file stem made a valid spec name: the file name is the user's, and must
+    not write anything but a name into the text (`spec a\\ninclude ...`)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", text)
+    if not name or name[0].isdigit() or name in KEYWORDS:
+        name = f"_{name}"
+    return name
+
+
 def format_merged(merged: Merged, name: str) -> str:
-    lines = [f"spec {merged.name or name}", ""]
+    """`name`: the spec's name when it declares none (the file stem)."""
+    lines = [f"spec {merged.name or spec_name(name)}", ""]
     for param in merged.params.values():
         lines.append(f"param {param.name} = {format_expr(param.value)}")
     if merged.params:
