@@ -59,9 +59,11 @@ def main():
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--smoke", is_flag=True, help="Also build the model and run one training step on a tiny random batch.")
+@click.option("--data-root", type=click.Path(file_okay=False),
+              help="Folder with full MNIST, as given to `run` (data sizes are checked against it).")
 @_set_option
 @_friendly
-def check(specs, smoke, overrides, include_roots):
+def check(specs, smoke, data_root, overrides, include_roots):
     """Validate specs and print a summary of each: every node with its output
     shape and parameters (shared weights counted once), the losses, and the
     total number of trainable parameters.
@@ -71,10 +73,12 @@ def check(specs, smoke, overrides, include_roots):
       minispec check specs/*.mdl
       minispec check specs/resnet.mdl --set depth=3 --smoke
     """
+    from minispec.data import check_sizes
     from minispec.render.summary import summary
 
     for index, spec in enumerate(specs):
         program = compile_file(spec, overrides, include_roots)
+        check_sizes(program.data.name, dict(program.data.options), data_root)
         if index:
             click.echo()
         click.echo(summary(program))

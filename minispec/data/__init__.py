@@ -31,7 +31,7 @@ _MODULES = {"mnist_pairs": pairs, "mnist": mnist, "disk": disk}
 
 DATASETS: dict[str, DatasetInfo] = {name: module.INFO for name, module in _MODULES.items()}
 
-__all__ = ["DATASETS", "Dataset", "DatasetInfo", "Option", "Split", "describe", "load", "stack"]
+__all__ = ["DATASETS", "Dataset", "DatasetInfo", "Option", "Split", "check_sizes", "describe", "load", "stack"]
 
 
 def _module(name: str):
@@ -53,6 +53,14 @@ def describe(
     Raises MinispecError for an unknown data set, unknown options or bad values.
     """
     return _module(name).describe(dict(options))
+
+
+def check_sizes(name: str, options: dict[str, Any], root: str | None = None) -> None:
+    """Refuse sizes larger than the data at hand (the embedded digits, or full
+    MNIST under `root`) allow, before anything is drawn or written."""
+    module = _module(name)
+    if hasattr(module, "check_sizes"):
+        module.check_sizes(dict(options), root)
 
 
 def load(name: str, options: dict[str, Any], seed: int, root: str | None = None) -> Dataset:

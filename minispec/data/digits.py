@@ -74,6 +74,18 @@ def pools(root: str | None) -> Pools:
     return _mnist(_canonical(root))
 
 
+EMBEDDED_POOL_SIZES = (2500, 2500)  # images in the embedded train and test pools (held by a test)
+
+
+def pool_sizes(root: str | None) -> tuple[int, int, bool]:
+    """(train pool size, test pool size, embedded?), without loading the
+    embedded digits (so that `minispec check` can check sizes in no time)."""
+    if root is None:
+        return (*EMBEDDED_POOL_SIZES, True)
+    both = pools(root)
+    return len(both.train), len(both.test), False
+
+
 def pooled(root: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Both pools' images average-pooled 2x2 to 14x14, float32 [M, 14, 14] (0..255)."""
     return _pooled(None if root is None else _canonical(root))

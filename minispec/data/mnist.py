@@ -39,17 +39,25 @@ def describe(options: dict[str, Any]):
     return {"x": shape}, {"target": []}, {"target": 10}
 
 
+def check_sizes(options: dict[str, Any], root: str | None) -> None:
+    """Refuse sizes larger than the digits under `root` allow, drawing nothing."""
+    opts = check_options(INFO, options)
+    train, test, embedded = digits.pool_sizes(root)
+    for name, size in (("train", train), ("test", test)):
+        if opts[name] is not None and opts[name] > size:
+            where = "embedded" if embedded else "MNIST"
+            raise too_many(INFO.name, name, opts[name], size, f"{where} {name} images", embedded)
+
+
 def load(options: dict[str, Any], seed: int, root: str | None) -> Dataset:
     import torch
     opts = check_options(INFO, options)
+    check_sizes(options, root)
     pools = digits.pools(root)
     rng = generator(seed)
     splits = []
     for name, pool in (("train", pools.train), ("test", pools.test)):
         n = len(pool) if opts[name] is None else opts[name]
-        if n > len(pool):
-            where = "embedded" if pools.embedded else "MNIST"
-            raise too_many(INFO.name, name, n, len(pool), f"{where} {name} images", pools.embedded)
         index = torch.randperm(len(pool), generator=rng)[:n]
         x = pool.images[index].float().unsqueeze(1)
         splits.append((x, pool.labels[index].clone()))

@@ -42,15 +42,22 @@ def describe(options: dict[str, Any]):
     return {"x": [2, 14, 14]}, {"target": [], "classes": [2]}, {"target": 2, "classes": 10}
 
 
+def check_sizes(options: dict[str, Any], root: str | None) -> None:
+    """Refuse sizes larger than the digits under `root` allow, drawing nothing."""
+    opts = check_options(INFO, options)
+    train, test, embedded = digits.pool_sizes(root)
+    for name, size in (("train", train), ("test", test)):
+        limit = size // 2
+        if opts[name] > limit:
+            where = "embedded" if embedded else "MNIST"
+            raise too_many(INFO.name, name, opts[name], limit, f"{name} pairs from the {size} {where} {name} images", embedded)
+
+
 def load(options: dict[str, Any], seed: int, root: str | None) -> Dataset:
     opts = check_options(INFO, options)
+    check_sizes(options, root)
     pools = digits.pools(root)
     train_pool, test_pool = digits.pooled(root)
-    for name, pool in (("train", pools.train), ("test", pools.test)):
-        limit = len(pool) // 2
-        if opts[name] > limit:
-            where = "embedded" if pools.embedded else "MNIST"
-            raise too_many(INFO.name, name, opts[name], limit, f"{name} pairs from the {len(pool)} {where} {name} images", pools.embedded)
     rng = generator(seed)
     x_train, target_train, classes_train = _pairs(opts["train"], train_pool, pools.train.labels, rng)
     x_test, target_test, classes_test = _pairs(opts["test"], test_pool, pools.test.labels, rng)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from minispec import data as datasets
 from minispec.errors import MinispecError
 from minispec.experiment import events as ev
 from minispec.experiment.folder import RunFolder, RunResult
@@ -95,6 +96,7 @@ def run_experiment(
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise MinispecError(f"--chunk must be a positive whole number, got {chunk!r}", hint="for example --chunk 10")
 
+    datasets.check_sizes(program.data.name, dict(program.data.options), data_root)  # before any file is written
     with RunFolder.open(out_dir, program, resume=resume) as folder:
         planned = folder.planned
         pending = [k for k in range(planned) if k not in folder.finished]
