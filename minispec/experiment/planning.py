@@ -30,11 +30,10 @@ from pathlib import Path
 import torch
 
 from minispec.errors import MinispecError
-from minispec.ir.cost import available_memory, estimate_memory, format_bytes, train_flops
+from minispec.ir.cost import estimate_disk, estimate_memory, format_bytes, require_memory, train_flops
 from minispec.ir.model import Program
 
 CPU_VECTORIZE_FLOPS = 2e9  # training arithmetic of one step of one trial, below which a CPU vectorizes
-RECORD_BYTES = 600  # one evaluation record of a trial file, roughly, per head
 
 
 @dataclass(frozen=True)
@@ -54,17 +53,11 @@ def plan_run(
     folder: Path,
     chunk: int | None = None,
 ) -> Plan:
-    budget = max_memory if max_memory is not None else available_memory(str(device))
-    one = estimate_memory(program, 1).total
-    if one > budget:
-        raise MinispecError(
-            f"one trial of `{program.name}` needs about {format_bytes(one)} "
-            f"(parameters, activations of a batch of {program.train.batch} and the data), "
-            f"more than the {format_bytes(budget)} available",
-            hint="use a smaller batch, fewer or narrower layers, less data, or raise --max-memory",
-        )
+    one = estimate_memory(program, 1)
+    budget = require_memory(one, f"one trial of `{program.name}` (batch {program.train.batch})", max_memory,
+                            str(device))
     _check_disk(program, pending, folder)
-    fitting = max(1, budget // one)
+    fitting = one.fitting(budget)
     if pending <= 1 or vectorize is False:
         return Plan(False, 1, "one trial at a time" + (" (asked)" if vectorize is False else ""), fitting)
     size = min(pending, fitting, chunk or pending)
@@ -85,10 +78,7 @@ def _memory_note(size: int, pending: int, fitting: int) -> str:
 
 
 def _check_disk(program: Program, pending: int, folder: Path) -> None:
-    heads = len(program.losses)
-    records = program.train.epochs * program.train.evaluate * RECORD_BYTES * heads
-    per_trial = program.total_params * 4 + records
-    needed = per_trial * pending
+    needed = estimate_disk(program, pending, program.train.trials)
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

@@ -31,15 +31,40 @@ def train_flops(program: Program, samples: int) -> int:
     return 3 * forward_flops(program) * samples
 
 
+# Bytes a training process uses beyond its tensors (autograd and kernel
+# workspaces, thread pools, the plot at the end): measured at about 190 MB for
+# the torch backend and 25 MB for the hand-written one on a tiny run (see
+# tests/experiment/test_estimates.py, which holds the whole estimate to the
+# measured peak).
+WORKING_MEMORY = 256 * 1024**2
+TARGET_BYTES = 8  # raw targets are int64 class indices
+ORDER_BYTES = 16  # a shuffled order per training sample (randperm, then stacked over replicas)
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
+    """Bytes a command needs: a fixed working memory, and per replica its
+    parameters, activations and data (so `fitting` can chunk replicas)."""
+
+    working: int
     parameters: int
     activations: int
     data: int
+    replicas: int = 1
 
     @property
     def total(self) -> int:
-        return self.parameters + self.activations + self.data
+        return self.working + self.parameters + self.activations + self.data
+
+    def fitting(self, budget: int) -> int:
+        """How many replicas fit `budget` together (at least 1)."""
+        per_replica = max(1, (self.total - self.working) // max(1, self.replicas))
+        return max(1, (budget - self.working) // per_replica)
+
+    def describe(self) -> str:
+        return (f"parameters and optimizer state {format_bytes(self.parameters)}, activations "
+                f"{format_bytes(self.activations)}, data {format_bytes(self.data)}, working memory "
+                f"{format_bytes(self.working)}")
 
 
 def activation_floats(program: Program) -> int:
@@ -62,19 +87,71 @@ def eval_chunk(program: Program, replicas: int, device_type: str = "cpu") -> int
     return max(1, min(EVAL_SAMPLES, budget // (replicas * max(1, activation_floats(program)))))
 
 
-def estimate_memory(program: Program, replicas: int, batch: int | None = None) -> MemoryEstimate:
-    """Bytes needed to train `replicas` trials at once: parameters with their
-    gradients and optimizer state, activations of a training batch (and of an
-    evaluation chunk), and the replicas' data sets."""
+def estimate_memory(program: Program, replicas: int, batch: int | None = None, *, training: bool = True,
+                    data: bool = True, float_bytes: int = FLOAT_BYTES, models: int = 1) -> MemoryEstimate:
+    """Bytes needed to train (`training`) or evaluate `replicas` trials at once,
+    a little pessimistic: the initial state and the model's parameters with
+    their gradients and optimizer state; activations of a training batch kept
+    for the backward pass (and of the largest evaluation call); and each
+    replica's data set as drawn, stacked and normalized (inputs up to three
+    times), its raw and encoded targets and, when training, its shuffled
+    orders. `data=False`: a random batch only (check --smoke, verify);
+    `models`: that many models side by side (verify builds two)."""
     batch = batch or program.train.batch
-    state = 2 + OPTIMIZER_STATE[program.train.optimizer.kind]
-    parameters = state * program.total_params * replicas * FLOAT_BYTES
+    copies = (2 + 1 + OPTIMIZER_STATE[program.train.optimizer.kind]) if training else 2
+    parameters = copies * program.total_params * replicas * float_bytes * models
     per_sample = activation_floats(program)
-    activations = (2 * batch + EVAL_SAMPLES) * per_sample * replicas * FLOAT_BYTES  # the largest eval call
-    sample_floats = sum(math.prod(shape) for shape in program.data.inputs.values())
-    samples = sum(int(program.data.options.get(side) or 2500) for side in ("train", "test"))
-    data = samples * sample_floats * replicas * FLOAT_BYTES
-    return MemoryEstimate(parameters, activations, data)
+    kept = (2 * batch if training else 0) + (EVAL_SAMPLES if data else 0)
+    activations = max(kept, batch) * per_sample * replicas * float_bytes * models
+    drawn = 0
+    if data:
+        input_bytes = 3 * FLOAT_BYTES * sum(math.prod(shape) for shape in program.data.inputs.values())
+        target_bytes = 2 * TARGET_BYTES * sum(math.prod(shape) or 1 for shape in program.data.targets.values())
+        encoded_bytes = sum(0 if loss.encoding == "index" else
+                            FLOAT_BYTES * (loss.classes if loss.encoding == "onehot" else 1) for loss in program.losses)
+        sizes = {side: int(program.data.options.get(side) or 2500) for side in ("train", "test")}
+        per = input_bytes + target_bytes + encoded_bytes
+        drawn = (sizes["train"] * (per + (ORDER_BYTES if training else 0)) + sizes["test"] * per) * replicas
+    return MemoryEstimate(WORKING_MEMORY, parameters, activations, drawn, replicas)
+
+
+def require_memory(estimate: MemoryEstimate, what: str, budget: int | None = None, device: str = "cpu") -> int:
+    """The one resource guard, in front of every command that builds a model
+    or draws data: refuse, before anything is allocated, what would not fit
+    `budget` (default: what the device has free). Returns the budget."""
+    budget = budget if budget is not None else available_memory(device)
+    if estimate.total > budget:
+        raise MinispecError(
+            f"{what} needs about {format_bytes(estimate.total)} ({estimate.describe()}), "
+            f"more than the {format_bytes(budget)} available",
+            hint="use a smaller batch, fewer or narrower layers, less data, or raise --max-memory",
+        )
+    return budget
+
+
+PLOT_BYTES = 256 * 1024  # curves.png, at most (about 40 KiB for one run of two heads)
+SMALL_FILES = 4096  # spec_hash.txt, run.json, and the summary without its heads
+
+
+def estimate_disk(program: Program, pending: int, planned: int | None = None) -> int:
+    """Bytes a run writes into its folder, a little pessimistic: program.json,
+    the weights and record of each of `pending` trials, the summary, curves.csv
+    over the `planned` trials and curves.png, plus one temporary copy of the
+    largest file (every file is written beside its final name, then moved)."""
+    planned = planned or pending
+    points = program.train.epochs * program.train.evaluate
+    names = [loss.node + "_00" for loss in program.losses]  # a head's name, with room for `node_i`
+    point = 256 + sum(3 * (len(name) + 28) for name in names)  # one evaluation point of a trial's JSON
+    tensors = sum(len(owner.param_shapes) + len(owner.buffer_shapes) for owner in program.weight_owners)
+    buffers = sum(math.prod(shape) for owner in program.weight_owners for shape in owner.buffer_shapes.values())
+    weights = program.total_params * FLOAT_BYTES + buffers * 8 + 128 * tensors + 1024  # buffers may be int64
+    record = 1024 + 64 * len(names) + points * point
+    row = 128 + sum(3 * 24 for _ in names)  # one line of curves.csv
+    program_json = len(program.model_dump_json(indent=1)) + 1
+    summary = SMALL_FILES + 512 * len(names)
+    csv = planned * points * row
+    largest = max(weights, record, program_json, csv, PLOT_BYTES)
+    return program_json + pending * (weights + record) + summary + csv + PLOT_BYTES + largest
 
 
 def available_memory(device: str = "cpu") -> int:
@@ -104,13 +181,17 @@ def format_bytes(count: float) -> str:
 
 
 def parse_bytes(text: str) -> int:
-    """`8GiB`, `512M`, `1.5G`, `1000000` -> bytes."""
+    """`8GiB`, `512M`, `1.5G`, `1000000` -> bytes (a positive, finite size)."""
     units = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "M": 1024**2, "MB": 1000**2, "MIB": 1024**2,
              "G": 1024**3, "GB": 1000**3, "GIB": 1024**3, "T": 1024**4, "TB": 1000**4, "TIB": 1024**4}
     cleaned = text.strip().upper().replace(" ", "")
     number = cleaned.rstrip("KMGTIB")
     unit = cleaned[len(number):]
     try:
-        return int(float(number) * units[unit])
+        value = float(number) * units[unit]
     except (KeyError, ValueError):
         raise MinispecError(f"cannot read `{text}` as a memory size", hint="for example 8GiB or 512MiB") from None
+    if not math.isfinite(value) or value < 1:
+        raise MinispecError(f"`{text}` is not a usable memory size: it must be a positive, finite number of bytes",
+                            hint="for example 8GiB or 512MiB")
+    return int(value)

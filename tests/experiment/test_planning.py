@@ -30,8 +30,8 @@ def test_a_trial_that_cannot_fit_is_refused_before_training(tmp_path):
 
 def test_vectorized_trials_are_chunked_to_the_budget(tmp_path):
     program = write_spec(tmp_path, TINY)
-    one = estimate_memory(program, 1).total
-    plan = plan_run(program, torch.device("cpu"), 10, True, 3 * one + 1, tmp_path)
+    one = estimate_memory(program, 1)
+    plan = plan_run(program, torch.device("cpu"), 10, True, one.working + 3 * (one.total - one.working) + 1, tmp_path)
     assert plan.vectorize and plan.chunk == 3
     assert "memory budget" in plan.reason
 

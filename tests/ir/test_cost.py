@@ -25,9 +25,9 @@ def test_conv_flops():
 def test_memory_grows_with_replicas_and_counts_parameters():
     program = compile_file(ROOT / "specs/disk.mdl")
     one, ten = estimate_memory(program, 1), estimate_memory(program, 10)
-    assert ten.total == 10 * one.total
-    # adam: weights, gradients and two moments, float32
-    assert one.parameters == 4 * 1401 * 4
+    assert ten.total - ten.working == 10 * (one.total - one.working) and ten.working == one.working
+    # adam: initial state, weights, gradients and two moments, float32
+    assert one.parameters == 5 * 1401 * 4
 
 
 @pytest.mark.parametrize("text,expected", [("8GiB", 8 * 1024**3), ("512M", 512 * 1024**2), ("1000", 1000),
@@ -36,9 +36,10 @@ def test_parse_bytes(text, expected):
     assert parse_bytes(text) == expected
 
 
-def test_parse_bytes_refuses_nonsense():
+@pytest.mark.parametrize("text", ["lots", "inf", "infGiB", "nan", "-1G", "0", "1e999"])
+def test_parse_bytes_refuses_nonsense(text):
     with pytest.raises(MinispecError):
-        parse_bytes("lots")
+        parse_bytes(text)
 
 
 def test_evaluation_chunks_keep_one_call_under_the_budget():
