@@ -4,7 +4,9 @@ leaves as one located message with exit status 2, never a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
 from pathlib import Path
 
@@ -94,7 +96,7 @@ def check(specs, smoke, data_root, overrides, include_roots):
 @click.option("--emit", type=click.Choice(["ir", "mdl", "torch"]), default="ir", show_default=True,
               help="ir: the graph IR as JSON; mdl: the resolved spec as one canonical .mdl; "
                    "torch: a standalone PyTorch nn.Module.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @_set_option
 @_friendly
 def compile_command(spec, emit, output, overrides, include_roots):
@@ -121,7 +123,9 @@ def compile_command(spec, emit, output, overrides, include_roots):
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        from minispec.outputs import output_path, write_output
+
+        write_output(output_path(output, "-o"), text, "-o")
         click.echo(f"wrote {output}", err=True)
 
 
@@ -144,7 +148,7 @@ def examples(folder):
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The picture: .svg or .png (needs Graphviz's dot), .dot or .mmd (Mermaid) text.")
 @click.option("--fold", is_flag=True, help="Draw each `repeat N { ... }` once, as a box marked xN.")
 @_set_option
@@ -161,9 +165,11 @@ def graph(spec, output, fold, overrides, include_roots):
     """
     from minispec.render import render
 
+    from minispec.outputs import make_folder, output_path
+
+    output = output_path(output, "-o")
     program = compile_file(spec, overrides, include_roots)
-    if output.parent and not output.parent.exists():
-        output.parent.mkdir(parents=True)
+    make_folder(output.parent, "-o")
     render(program, output, fold=fold)
     click.echo(f"wrote {output}", err=True)
 
@@ -200,6 +206,35 @@ def _factory(backend: str):
     return factory
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that a run stops the same way (its finished trials kept)."""
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """While training: SIGTERM stops the command as Ctrl-C does (a clear message, exit 143)."""
+    def terminate(signum, frame):
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (a notebook's worker): leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(stop: KeyboardInterrupt) -> str:
+    return "terminated (SIGTERM)" if isinstance(stop, _Terminated) else "interrupted"
+
+
+def _stop_status(stop: KeyboardInterrupt) -> int:
+    return 128 + signal.SIGTERM if isinstance(stop, _Terminated) else 130
+
+
 def _max_memory(text: str | None) -> int | None:
     from minispec.ir.cost import parse_bytes
 
@@ -209,7 +244,7 @@ def _max_memory(text: str | None) -> int | None:
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @_run_options
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(file_okay=False),
               help="Run folder (default: runs/<spec>-<hash>, a new one each time).")
 @click.option("--resume", is_flag=True, help="Go on with an interrupted run (its --out, or the latest default folder).")
 @_set_option
@@ -237,20 +272,22 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
 
     program = compile_file(spec, overrides, include_roots)
     torch_device = resolve_device(device)
-    folder = out or default_run_folder(program, backend, epochs=epochs, resume=resume)
+    folder = out if out is not None else default_run_folder(program, backend, epochs=epochs, resume=resume)
     progress = TqdmProgress()
     try:
-        result = run_experiment(
-            program, backend_factory=_factory(backend), trials=trials, epochs=epochs, device=torch_device,
-            out_dir=folder, data_root=data_root, resume=resume, progress=progress, vectorize=vectorize,
-            max_memory=_max_memory(max_memory),
-        )
-    except KeyboardInterrupt:
+        with _signals_interrupt():
+            result = run_experiment(
+                program, backend_factory=_factory(backend), trials=trials, epochs=epochs, device=torch_device,
+                out_dir=folder, data_root=data_root, resume=resume, progress=progress, vectorize=vectorize,
+                max_memory=_max_memory(max_memory),
+            )
+    except KeyboardInterrupt as stop:
         progress.close()
-        click.echo(f"\ninterrupted: finished trials are saved in {folder}; "
+        click.echo(f"\n{_stopped(stop)}: finished trials are saved in {folder}; "
                    f"go on with: minispec run {spec} --resume --out {folder}", err=True)
-        sys.exit(130)
-    progress.close()
+        sys.exit(_stop_status(stop))
+    finally:
+        progress.close()
     click.echo(format_table(summary_table([result])))
     if result.summary.trials_diverged:
         click.echo(result.summary.note)
@@ -344,17 +381,20 @@ def compare(specs, trials, epochs, device, backend, data_root, vectorize, max_me
     programs = [compile_file(spec, overrides, include_roots) for spec in specs]
     progress = TqdmProgress()
     try:
-        comparison = compare_runs(
-            programs, backends={name: _factory(name) for name in dict.fromkeys((backend, *also))},
-            runs_root=runs_root, trials=trials, epochs=epochs,
-            device=resolve_device(device), data_root=data_root, progress=progress, vectorize=vectorize,
-            reuse=not fresh, plot_path=plot or Path(runs_root) / "compare.png", max_memory=_max_memory(max_memory),
-        )
-    except KeyboardInterrupt:
+        with _signals_interrupt():
+            comparison = compare_runs(
+                programs, backends={name: _factory(name) for name in dict.fromkeys((backend, *also))},
+                runs_root=runs_root, trials=trials, epochs=epochs,
+                device=resolve_device(device), data_root=data_root, progress=progress, vectorize=vectorize,
+                reuse=not fresh, plot_path=plot or Path(runs_root) / "compare.png",
+                max_memory=_max_memory(max_memory),
+            )
+    except KeyboardInterrupt as stop:
         progress.close()
-        click.echo("\ninterrupted: finished trials are saved; run the same command again to go on", err=True)
-        sys.exit(130)
-    progress.close()
+        click.echo(f"\n{_stopped(stop)}: finished trials are saved; run the same command again to go on", err=True)
+        sys.exit(_stop_status(stop))
+    finally:
+        progress.close()
     click.echo(comparison.table())
     click.echo(f"plot: {comparison.plot}")
 

@@ -46,6 +46,7 @@ from minispec.backends.scratch_graph import ScratchModel
 from minispec.backends.torch_nn import TorchModel
 from minispec.backends.weights import initial_state, trial_generator
 from minispec.experiment.seeding import torch_seed
+from minispec.ir.cost import estimate_memory, require_memory
 from minispec.ir.model import Program
 from minispec.ir.targets import encode
 
@@ -179,6 +180,9 @@ def verify(
         steps = 3 if dtype == torch.float64 else 1
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
+    element = torch.empty((), dtype=dtype).element_size()
+    require_memory(estimate_memory(program, 1, batch, data=False, float_bytes=element, models=2),
+                   f"verifying `{program.name}` (two models in {dtype})".replace("torch.", ""))
     default_atol, default_step_atol = DEFAULT_ATOL.get(dtype, DEFAULT_ATOL[torch.float32])
     atol = default_atol if atol is None else atol
     step_atol = default_step_atol if step_atol is None else step_atol

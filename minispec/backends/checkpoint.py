@@ -25,6 +25,7 @@ from minispec.ir.model import Program
 from minispec.ir.ops import state_names
 
 _SHOWN = 5  # names listed in an error before "and N more"
+FLOAT_TYPES = (torch.float32, torch.float64)  # what a weights file may hold; others are refused, never cast
 
 
 def expected_shapes(program: Program) -> dict[str, list[int]]:
@@ -94,10 +95,13 @@ def load_state(path: str | Path, program: Program) -> dict[str, torch.Tensor]:
         if name in state and list(state[name].shape) != shape
     ]
     wrong_kind = [
-        f"`{name}` is {state[name].dtype}"
+        f"`{name}` is {str(state[name].dtype).removeprefix('torch.')}"
         for name in expected
-        if name in state and state[name].is_floating_point() == name.endswith(".num_batches_tracked")
+        if name in state and state[name].dtype not in (
+            (torch.int64,) if name.endswith(".num_batches_tracked") else FLOAT_TYPES)
     ]
+    not_finite = [name for name in expected if name in state and state[name].dtype in FLOAT_TYPES
+                  and not bool(torch.isfinite(state[name]).all())]
     problems = []
     if missing:
         problems.append(f"missing {_listed(missing)}")
@@ -106,7 +110,10 @@ def load_state(path: str | Path, program: Program) -> dict[str, torch.Tensor]:
     if mismatched:
         problems.append("wrong shape: " + "; ".join(mismatched[:_SHOWN]) + (f" and {len(mismatched) - _SHOWN} more" if len(mismatched) > _SHOWN else ""))
     if wrong_kind:
-        problems.append("wrong type: " + "; ".join(wrong_kind[:_SHOWN]))
+        problems.append("wrong type: " + "; ".join(wrong_kind[:_SHOWN])
+                        + " (weights are float32 or float64; nothing is cast silently)")
+    if not_finite:
+        problems.append(f"NaN or infinite values in {_listed(not_finite)} (a diverged trial?)")
     if problems:
         raise MinispecError(
             f"weights in `{path}` do not fit spec `{program.name}`: " + "; ".join(problems),

@@ -11,6 +11,7 @@ from minispec.backends import make_model
 from minispec.backends.weights import initial_state
 from minispec.errors import MinispecError
 from minispec.ir import targets
+from minispec.ir.cost import estimate_memory, require_memory
 from minispec.ir.model import Program
 
 
@@ -25,7 +26,12 @@ def random_batch(program: Program, size: int, generator: torch.Generator) -> tup
 
 
 def smoke_test(program: Program, backend: str = "torch", size: int = 4) -> list[float]:
-    """One forward, backward and optimizer step; the losses, which must be finite."""
+    """One forward, backward and optimizer step; the losses, which must be finite.
+    Refused (MinispecError) before anything is allocated when it would not fit in memory."""
+    from minispec.experiment.training import check_batches
+
+    require_memory(estimate_memory(program, 1, size, data=False), f"the smoke step of `{program.name}`")
+    check_batches(program)
     generator = torch.Generator().manual_seed(0)
     model = make_model(backend, program, [initial_state(program, generator)])
     inputs, raw = random_batch(program, size, generator)

@@ -17,6 +17,7 @@ from minispec.backends.checkpoint import load_metadata, load_state
 from minispec.errors import MinispecError
 from minispec.experiment.training import evaluate, head_names, on_device
 from minispec.experiment.seeding import data_seed
+from minispec.ir.cost import estimate_memory, require_memory
 from minispec.ir.model import Program
 
 
@@ -31,6 +32,7 @@ def evaluate_weights(
     """Train and test error of every head for the weights in `path`.
 
     `trial` defaults to the one recorded in the file's metadata (0 when absent)."""
+    require_memory(estimate_memory(program, 1, training=False), f"evaluating `{program.name}`", device=str(device))
     state = load_state(path, program)
     metadata = load_metadata(path)
     if trial is None:

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from minispec.errors import MinispecError
 from minispec.experiment.records import RunConfig, RunSummary, TrialRecord, summarize
 from minispec.ir.model import Program
+from minispec.outputs import make_folder, output_path, reason
 
 TRIALS = "trials"
 WEIGHTS = "weights"
@@ -243,9 +244,9 @@ class RunFolder:
         Raises MinispecError when the path cannot be a folder, another process
         writes it, it holds a run and `resume` is not set, or it holds a run of
         another spec hash."""
-        path = Path(path)
+        path = output_path(path, "--out")
         spec_hash = program_hash(program)
-        created = _make_folder(path)
+        created = make_folder(path, "--out")
         lock = _lock(path)
         try:
             finished, config = _read_finished(path, spec_hash, resume)
@@ -274,6 +275,7 @@ class RunFolder:
         from minispec.backends.checkpoint import save_state
 
         k = record.trial
+        self._check_present()
         if state is not None:
             self._guard(lambda: save_state(self.path / WEIGHTS / f"{trial_name(k)}.safetensors", state,
                                            {"spec_hash": self.spec_hash, "spec": self.program.name, "trial": str(k)}))
@@ -312,7 +314,13 @@ class RunFolder:
         self.close()
 
     def _write(self, name: str, text: str) -> None:
+        self._check_present()
         self._guard(lambda: write_atomic(self.path / name, text))
+
+    def _check_present(self) -> None:
+        """A folder removed under a run is an error, never silently made again."""
+        if not (self.path / LOCK).is_file():
+            raise _write_error(self.path, FileNotFoundError(2, "removed"))
 
     def _guard(self, write) -> None:
         """Run a write; turn the file system's refusals into one clear error."""
@@ -323,30 +331,11 @@ class RunFolder:
 
 
 def _write_error(path: Path, error: OSError) -> MinispecError:
-    import errno
-
-    if not path.is_dir():
+    if not (path / LOCK).is_file():
         return MinispecError(f"the run folder {path} was removed while the run was writing it",
-                             hint="finished trials written before are lost; start again with --out")
-    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-              errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}.get(
-        error.errno, error.strerror or str(error))
-    return MinispecError(f"cannot write into {path}: {reason}",
+                             hint="its finished trials are lost with it; run again (--resume starts afresh)")
+    return MinispecError(f"cannot write into {path}: {reason(error)}",
                          hint=f"free some space and go on with --resume --out {path}: finished trials are kept")
-
-
-def _make_folder(path: Path) -> bool:
-    """Make `path` a folder (with parents); True when it was created here."""
-    if path.exists() and not path.is_dir():
-        raise MinispecError(f"{path} exists and is not a folder", hint="choose another --out")
-    if path.is_dir():
-        return False
-    try:
-        path.mkdir(parents=True)
-    except OSError as error:
-        raise MinispecError(f"cannot create the run folder {path}: {error.strerror or error}",
-                            hint="choose another --out, in a folder you can write") from None
-    return True
 
 
 def _remove_empty(path: Path) -> None:
@@ -363,7 +352,7 @@ def _lock(path: Path) -> int:
     try:
         handle = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
-        raise MinispecError(f"cannot write into {path}: {error.strerror or error}",
+        raise MinispecError(f"cannot write into {path}: {reason(error)}",
                             hint="choose another --out, in a folder you can write") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

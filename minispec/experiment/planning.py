@@ -31,6 +31,7 @@ import torch
 
 from minispec.errors import MinispecError
 from minispec.ir.cost import estimate_disk, estimate_memory, format_bytes, require_memory, train_flops
+from minispec.experiment.training import check_batches
 from minispec.ir.model import Program
 
 CPU_VECTORIZE_FLOPS = 2e9  # training arithmetic of one step of one trial, below which a CPU vectorizes
@@ -53,6 +54,7 @@ def plan_run(
     folder: Path,
     chunk: int | None = None,
 ) -> Plan:
+    check_batches(program)
     one = estimate_memory(program, 1)
     budget = require_memory(one, f"one trial of `{program.name}` (batch {program.train.batch})", max_memory,
                             str(device))

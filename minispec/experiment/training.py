@@ -29,7 +29,6 @@ stops: its learning rate becomes 0 and its weights are taken at its last epoch.
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from minispec.experiment.schedule import learning_rate
 from minispec.experiment.seeding import data_seed, order_seed, torch_seed
 from minispec.ir.cost import eval_chunk
 from minispec.ir.model import Program
+from minispec.ir.ops import OPS
 from minispec.ir.targets import encode, error_count
 
 
@@ -233,7 +233,8 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
     main = heads[main_head(program)]
     weights = torch.tensor([[loss.weight for loss in r.program.losses] for r in replicas], dtype=torch.float64)
     device = model.device
-    steps = math.ceil(n_train / train.batch)
+    bounds = batch_bounds(n_train, train.batch, uses_batch_statistics(program))
+    steps = len(bounds)
     evaluate_after = sorted({max(1, round((j + 1) * steps / train.evaluate)) for j in range(train.evaluate)})
     rows = torch.arange(R, device=device).unsqueeze(1)
     x_train, enc_train = splits["train"]["inputs"], splits["train"]["encoded"]
@@ -246,8 +247,8 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
         order = torch.stack([torch.randperm(n_train, generator=replica.order) for replica in replicas]).to(device)
         loss_sum = torch.zeros(R, len(program.losses), dtype=torch.float64, device=device)
         since = 0
-        for step in range(steps):
-            index = order[:, step * train.batch : (step + 1) * train.batch]
+        for step, (start, end) in enumerate(bounds):
+            index = order[:, start:end]
             inputs = {name: t[rows, index] for name, t in x_train.items()}
             targets = [t[rows, index] for t in enc_train]
             loss_sum += model.train_step(inputs, targets).detach().to(torch.float64)
@@ -302,6 +303,35 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
 def train_epochs(replicas: Sequence[Replica]) -> int:
     """The epochs the chunk runs: the most any replica asks for."""
     return max(r.program.train.epochs for r in replicas)
+
+
+def uses_batch_statistics(program: Program) -> bool:
+    return any(OPS[node.op].has("batch_statistics") for node in program.nodes)
+
+
+def check_batches(program: Program, batch: int | None = None, samples: int | None = None) -> None:
+    """Refuse a net that normalises by batch statistics when a training batch
+    would hold one sample (`batch` 1, or a training set of one sample)."""
+    node = next((n for n in program.nodes if OPS[n.op].has("batch_statistics")), None)
+    batch = batch or program.train.batch
+    samples = samples if samples is not None else program.data.options.get("train")
+    if node is None or (batch > 1 and samples != 1):
+        return
+    raise MinispecError(
+        f"`{node.id}` normalises by batch statistics, which a training batch of one sample does not have",
+        node.span, hint="train with `batch` 2 or more (and at least 2 training samples), or remove the batchnorm",
+    )
+
+
+def batch_bounds(samples: int, batch: int, merge_single: bool) -> list[tuple[int, int]]:
+    """[start, end) of each training batch of an epoch, in order: full batches
+    and a smaller last one. With `merge_single` (a net that normalises by batch
+    statistics, which a batch of one sample does not have, in either backend)
+    a last batch of one sample joins the batch before it."""
+    bounds = [(start, min(start + batch, samples)) for start in range(0, samples, batch)]
+    if merge_single and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], samples)]
+    return bounds
 
 
 def _final(points: Sequence[EvalPoint]) -> FinalPoint | None:

@@ -11,6 +11,7 @@ and the renderers need to know about it:
                                combinator   joins several named nodes (`add(a, b)`, `a | add(b)`)
                                source       makes a value from no input (`input`, constants)
                                random       draws random numbers in training (dropout)
+                               batch_statistics  normalises by statistics of the batch in training (a batch of one has none)
                                data         a data input: its shape is the data set's (`input`)
                                view         a view of its input, no new activation (`x[0]`)
                                flattens     makes a map flat: where convolutionize starts (`flatten`)
@@ -453,9 +454,10 @@ OPS: dict[str, OpDef] = {
               resolves_to=("batchnorm1d", "batchnorm2d")),
         OpDef("batchnorm1d", "batch normalisation over features", _batchnorm_nd_shape, state=_BATCHNORM_STATE,
               flops=_batchnorm_flops, text=_batchnorm_text("batchnorm1d"), to_map=_batchnorm1d_to_map,
-              traits=frozenset({"elementwise"}), example=_FLAT_MLP.format(op="batchnorm")),
+              traits=frozenset({"elementwise", "batch_statistics"}), example=_FLAT_MLP.format(op="batchnorm")),
         OpDef("batchnorm2d", "batch normalisation over channels", _batchnorm_nd_shape, state=_BATCHNORM_STATE,
-              flops=_batchnorm_flops, text=_batchnorm_text("batchnorm2d"), traits=frozenset({"elementwise"}),
+              flops=_batchnorm_flops, text=_batchnorm_text("batchnorm2d"),
+              traits=frozenset({"elementwise", "batch_statistics"}),
               example="out = x | conv2d(2, 3) | batchnorm(momentum=0.2) | flatten | linear(10)"),
         OpDef("dropout", "dropout", _same, spelled="dropout",
               args=(Arg("p", float, 0.5, probability, "probability of zeroing"),),

@@ -11,7 +11,7 @@ import pytest
 
 from minispec.compiler import compile_file
 from minispec.experiment import run_experiment
-from minispec.ir.cost import PLOT_BYTES, estimate_disk, estimate_memory
+from minispec.ir.cost import PLOT_BYTES, WORKING_MEMORY, estimate_disk, estimate_memory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +54,8 @@ def test_the_memory_estimate_covers_the_measured_peak(spec, backend, vectorize, 
     program = compile_file(ROOT / "specs" / spec, sets)
     estimate = estimate_memory(program, program.train.trials if vectorize else 1).total
     used = measured_peak(spec, backend, vectorize, sets)
-    assert used <= estimate <= 3 * used, (used, estimate)
+    # the working memory is a fixed allowance (it varies from run to run); the rest scales with the run
+    assert used <= estimate <= 2 * used + WORKING_MEMORY, (used, estimate)
 
 
 @pytest.mark.parametrize("spec, sets", [
