@@ -8,9 +8,12 @@ pool, never sharing an image.
   once, deterministically and stratified: within each class, in file order,
   images at even positions go to the training pool and odd ones to the test
   pool, so each pool holds 2,500 images, 250 per class.
-- `root=PATH`: full MNIST read by `torchvision.datasets.MNIST` from
-  `PATH/MNIST/raw/` (training pool: the 60,000 training images; test pool: the
-  10,000 test images). Missing files are downloaded when the network allows.
+- `root=PATH`: full MNIST read from the raw IDX files in `PATH/MNIST/raw/`
+  (plain or .gz) by our own reader, `minispec.data.mnist.read_idx` (training
+  pool: the 60,000 training images; test pool: the 10,000 test images). Nothing
+  else in the root is read: torchvision's loader would unpickle a
+  `processed/*.pt` file with `torch.load`. Missing files are downloaded (with
+  torchvision's downloader) when the network allows.
 
 Pools are cached per process, keyed on the root, so repeated trials read the
 files once.
@@ -135,17 +138,21 @@ def _mnist(root: str) -> Pools:
     return Pools(
         train=_read(root, raw, train=True),
         test=_read(root, raw, train=False),
-        source=f"MNIST from {root} (torchvision)",
+        source=f"MNIST from {root} (raw IDX files)",
         embedded=False,
     )
 
 
 def _have_files(raw: str) -> bool:
-    return all(os.path.isfile(os.path.join(raw, name)) for name in MNIST_FILES)
+    from minispec.data.mnist import idx_path
+
+    return all(idx_path(raw, name) for name in MNIST_FILES)
 
 
 def _missing_error(root: str, raw: str, reason: str) -> MinispecError:
-    missing = [name for name in MNIST_FILES if not os.path.isfile(os.path.join(raw, name))]
+    from minispec.data.mnist import idx_path
+
+    missing = [name for name in MNIST_FILES if not idx_path(raw, name)]
     absent = "" if os.path.isdir(root) else " (the folder does not exist)"
     return MinispecError(
         f"no MNIST under data root {root}{absent}: expected the four MNIST files in {raw} "
@@ -170,7 +177,10 @@ def _try_download(root: str, raw: str) -> None:
     created = [path for path in (root, os.path.dirname(raw), raw) if not os.path.exists(path)]
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            MNIST(root, train=True, download=True)
+            # The downloader alone: MNIST's constructor would first unpickle a processed/*.pt.
+            downloader = MNIST.__new__(MNIST)
+            downloader.root = root
+            downloader.download()
     except Exception as error:  # torchvision raises RuntimeError, URLError, OSError...
         for path in reversed(created):  # leave no empty folders behind
             with contextlib.suppress(OSError):
@@ -208,20 +218,22 @@ def _online(mirrors: list[str]) -> bool:
 
 
 def _read(root: str, raw: str, train: bool) -> Pool:
+    import gzip
+    import zlib
+
     import torch
-    from torchvision.datasets import MNIST
+
+    from minispec.data.mnist import idx_path, read_idx
 
     prefix = "train" if train else "t10k"
     files = f"{prefix}-images-idx3-ubyte and {prefix}-labels-idx1-ubyte in {raw}"
     hint = "delete the damaged files and download MNIST again (see docs/data.md)"
+    paths = [idx_path(raw, f"{prefix}-{kind}") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    if None in paths:
+        raise _missing_error(root, raw, "they are not there")
     try:
-        dataset = MNIST(root, train=train, download=False)
-        images, labels = dataset.data, dataset.targets
-    except RuntimeError as error:
-        if "not found" in str(error).lower():
-            raise _missing_error(root, raw, "they are not there") from None
-        raise _corrupt(files, error, hint) from None
-    except (AssertionError, ValueError, TypeError, KeyError, IndexError, EOFError, OSError) as error:
+        images, labels = read_idx(paths[0], 3), read_idx(paths[1], 1)
+    except (ValueError, OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise _corrupt(files, error, hint) from None
     if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
         raise MinispecError(
@@ -242,6 +254,6 @@ def _read(root: str, raw: str, train: bool) -> Pool:
 def _corrupt(files: str, error: Exception, hint: str) -> MinispecError:
     detail = str(error).strip().splitlines()[0] if str(error).strip() else "bad IDX header"
     return MinispecError(
-        f"MNIST files {files} are corrupt or truncated (torchvision could not read them: {detail})",
+        f"MNIST files {files} are corrupt or truncated ({detail})",
         hint=hint,
     )

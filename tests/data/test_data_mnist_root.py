@@ -1,4 +1,5 @@
-"""Full MNIST through torchvision, on small IDX files written here (no network)."""
+"""Full MNIST from a --data-root, on small IDX files written here (no network), read
+by our own IDX reader: nothing else in the root is ever loaded."""
 
 import os
 import struct
@@ -40,7 +41,7 @@ def offline(monkeypatch):
 def test_pairs_from_a_root(tmp_path, offline):
     write_mnist(tmp_path)
     data = load("mnist_pairs", {"train": 30, "test": 20, "normalize": False}, seed=0, root=str(tmp_path))
-    assert "torchvision" in data.source and str(tmp_path) in data.source
+    assert "raw IDX" in data.source and str(tmp_path) in data.source
     assert data.train.inputs["x"].shape == (30, 2, 14, 14)
     assert data.test.inputs["x"].shape == (20, 2, 14, 14)
     classes = data.train.targets["classes"]
@@ -138,3 +139,56 @@ def test_corrupt_files_are_one_clear_error(tmp_path, offline, damage):
     text = caught.value.render()
     assert "train-images-idx3-ubyte" in text and str(raw) in text
     assert "hint:" in text
+
+
+class _RunsCode:
+    """Unpickling this writes a marker file: what a hostile processed/*.pt does."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_hostile_processed_file_is_never_loaded(tmp_path, offline):
+    import pickle
+
+    write_mnist(tmp_path)
+    processed = tmp_path / "MNIST" / "processed"
+    processed.mkdir()
+    marker = tmp_path / "marker"
+    for name in ("training.pt", "test.pt"):
+        (processed / name).write_bytes(pickle.dumps(_RunsCode(marker)))
+    data = load("mnist", {"normalize": False}, seed=0, root=str(tmp_path))
+    assert not marker.exists()
+    assert data.train.inputs["x"].shape == (60, 1, 28, 28)
+
+
+def test_gzipped_idx_files_read_the_same(tmp_path, offline):
+    import gzip
+
+    raw = write_mnist(tmp_path / "plain")
+    zipped = tmp_path / "zipped" / "MNIST" / "raw"
+    zipped.mkdir(parents=True)
+    for path in raw.iterdir():
+        (zipped / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes()))
+    plain = digits.pools(str(tmp_path / "plain"))
+    packed = digits.pools(str(tmp_path / "zipped"))
+    assert torch.equal(plain.train.images, packed.train.images) and torch.equal(plain.test.labels, packed.test.labels)
+
+
+def test_read_idx_checks_the_header_against_the_length(tmp_path):
+    from minispec.data.mnist import read_idx
+
+    path = tmp_path / "f"
+    write_idx(path, np.arange(12).reshape(3, 4))
+    assert read_idx(str(path), 2).tolist() == np.arange(12).reshape(3, 4).tolist()
+    with pytest.raises(ValueError, match="dimensions"):
+        read_idx(str(path), 3)
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="data bytes"):
+        read_idx(str(path), 2)
+    path.write_bytes(b"\x80\x02")
+    with pytest.raises(ValueError, match="header"):
+        read_idx(str(path), 1)
