@@ -89,6 +89,13 @@ def visible(text: str) -> str:
     return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
+def normalize_newlines(text: str) -> str:
+    """CRLF and CR-only line ends made `\\n`, and a leading byte-order mark
+    dropped: the parser and the excerpts then count lines alike (only `\\n`
+    ends a line; \\x0b, \\x0c, \\x85 and U+2028 are characters of a line)."""
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
 # Texts that are not files on disk (command-line overrides, specs given as strings).
 _MEMORY_SOURCES: dict[str, str] = {}
 
@@ -106,15 +113,19 @@ def _excerpt(span: Span, sources: dict[str, str] | None) -> list[str]:
                 text = handle.read()
         except OSError:
             return []
-    source_lines = text.splitlines()
+    source_lines = normalize_newlines(text).split("\n")
     if not 1 <= span.line <= len(source_lines):
         return []
-    line = source_lines[span.line - 1].expandtabs(4).rstrip()
+    line = source_lines[span.line - 1].rstrip(" \t")
     start = max(span.column - 1, 0)
     end = span.end_column - 1 if span.end_line == span.line else len(line)
-    end = max(start + 1, min(end, max(len(line), start + 1)))
-    # Unprintable characters are shown as escapes; the caret follows them.
-    shown = [visible(char) for char in line]
+    end = max(start + 1, end)
+    # Tabs are expanded and unprintable characters shown as escapes; the caret follows both.
+    shown: list[str] = []
+    width = 0
+    for char in line:
+        shown.append(" " * (4 - width % 4) if char == "\t" else visible(char))
+        width += len(shown[-1])
     before = sum(len(piece) for piece in shown[:start]) + max(start - len(shown), 0)
     width = sum(len(piece) for piece in shown[start:end]) + max(end - max(start, len(shown)), 0)
     return ["    " + "".join(shown), "    " + " " * before + "^" * max(width, 1)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from minispec.errors import MinispecError, Span, remember_source
+from minispec.errors import MinispecError, Span, normalize_newlines, remember_source
 from minispec.ir.ops import SPELLED
 from minispec.lang import syntax as s
 from minispec.lang.parser import parse
@@ -45,7 +45,11 @@ def read(path: str | Path, allowed_roots: tuple[Path, ...] = ()) -> Merged:
     `include "lib/pairs.mdl"` works wherever minispec is installed.
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError) as error:  # a name too long, or holding a NUL byte
+        raise MinispecError(f"cannot read spec file {str(path)[:200]!r}: {error}") from None
+    if not found:
         raise MinispecError(f"no such spec file: {path}", hint="check the path; specs end in .mdl")
     roots = (path.resolve().parent, spec_library().resolve(), *[Path(r).resolve() for r in allowed_roots])
     merged = Merged()
@@ -55,10 +59,10 @@ def read(path: str | Path, allowed_roots: tuple[Path, ...] = ()) -> Merged:
 
 def _read_into(merged: Merged, path: Path, stack: list[Path], roots: tuple[Path, ...]) -> None:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise MinispecError(f"cannot read {path}: {error}") from None
-    file = parse(text, str(path))
+        data = path.read_bytes()
+    except OSError as error:
+        raise MinispecError(f"cannot read {path}: {error.strerror or error}") from None
+    file = parse(decode(data, str(path)), str(path))
     merged.files.append(str(path))
     stack = [*stack, path.resolve()]
     seen_here: dict[tuple[str, str], Span] = {}
@@ -74,6 +78,7 @@ def _read_into(merged: Merged, path: Path, stack: list[Path], roots: tuple[Path,
 
     for item in file.items:
         if isinstance(item, s.Include):
+            _check_include_name(item)
             target = (path.parent / item.path).resolve()
             if not target.is_file():  # not beside the spec: the shipped library's file of that name, if any
                 shipped = (spec_library() / item.path).resolve()
@@ -126,6 +131,44 @@ def _read_into(merged: Merged, path: Path, stack: list[Path], roots: tuple[Path,
                 merged.train[statement.key] = statement
         elif isinstance(item, s.Convolutionize):
             merged.convolutionize = item
+
+
+MAX_INCLUDE_NAME = 1024  # characters of an include's path
+MAX_INCLUDE_PART = 255  # bytes of one folder or file name in it (the usual file-system limit)
+MAX_SPEC_BYTES = 4 * 2**20
+
+
+def decode(data: bytes, path: str) -> str:
+    """A spec's bytes as text: UTF-8, with or without a byte-order mark. A byte
+    that is not UTF-8 is an error located at its line and column."""
+    if len(data) > MAX_SPEC_BYTES:
+        raise MinispecError(f"{path} is {len(data):,} bytes long; a spec may hold {MAX_SPEC_BYTES:,}",
+                            hint="is this really a spec file?")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        before = normalize_newlines(data[start:error.start].decode("utf-8"))
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        raise MinispecError(
+            f"the file is not valid UTF-8: byte 0x{data[error.start]:02x} cannot be read here",
+            Span(file=path, line=line, column=column, end_line=line, end_column=column + 1),
+            hint="save the spec as UTF-8",
+        ) from None
+
+
+def _check_include_name(item: s.Include) -> None:
+    """Refuse, before the file system sees it, a name that no file can have."""
+    if not item.path:
+        raise MinispecError("include names no file", item.span, hint='include "lib/pairs.mdl"')
+    if len(item.path) > MAX_INCLUDE_NAME or any(len(part.encode("utf-8")) > MAX_INCLUDE_PART
+                                                 for part in item.path.split("/")):
+        raise MinispecError(
+            f"include name too long ({len(item.path):,} characters)", item.span,
+            hint=f"an include's path holds at most {MAX_INCLUDE_NAME} characters, "
+                 f"{MAX_INCLUDE_PART} bytes per folder or file name",
+        )
 
 
 # --------------------------------------------------------------------------------------

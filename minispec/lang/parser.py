@@ -8,10 +8,12 @@ what was found and what could have come there instead.
 from __future__ import annotations
 
 import functools
+import math
+import sys
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from minispec.errors import MinispecError, Span
+from minispec.errors import MinispecError, Span, normalize_newlines
 from minispec.lang import syntax as s
 from minispec.resources import grammar_text
 
@@ -33,6 +35,7 @@ _TERMINAL_WORDS = {
     "$END": "the end of the file",
 }
 _MAX_NESTING = 200
+MAX_INTEGER = 2**63 - 1
 KEYWORDS = ("spec", "param", "include", "data", "block", "net", "instance", "loss", "train", "weight", "repeat",
             "residual", "convolutionize", "true", "false")
 
@@ -49,7 +52,12 @@ def _lark(start: str) -> Lark:
 
 
 def parse(text: str, path: str, start: str = "start") -> s.File | s.Expr:
-    """Parse a whole file (start="start") or one value (start="expr", for --set)."""
+    """Parse a whole file (start="start") or one value (start="expr", for --set).
+
+    The text's line ends are made `\\n` first (`errors.normalize_newlines`), as
+    the excerpts of errors split it, so a line number means the same to both.
+    """
+    text = normalize_newlines(text)
     _check_nesting(text, path)
     try:
         tree = _lark(start).parse(text)
@@ -62,6 +70,10 @@ def parse(text: str, path: str, start: str = "start") -> s.File | s.Expr:
             raise error.orig_exc from None
         raise
     return s.File(path=path, items=tuple(result.children)) if start == "start" else result
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text)} characters)"
 
 
 def _check_nesting(text: str, path: str) -> None:
@@ -155,10 +167,23 @@ class _ToSyntax(Transformer):
 
     # -- values ---------------------------------------------------------------
     def integer(self, meta, children):
-        return s.Literal(int(children[0]), self._span(meta))
+        text = str(children[0])
+        if len(text.lstrip("+-").lstrip("0")) > len(str(MAX_INTEGER)) or abs(int(text)) > MAX_INTEGER:
+            raise MinispecError(f"integer too large: {_shortened(text)}", self._span(meta),
+                                hint=f"integers go up to {MAX_INTEGER:,} (2**63 - 1)")
+        return s.Literal(int(text), self._span(meta))
 
     def real(self, meta, children):
-        return s.Literal(float(children[0]), self._span(meta))
+        text = str(children[0])
+        value = float(text)
+        if math.isinf(value):
+            raise MinispecError(f"number too large: {_shortened(text)}", self._span(meta),
+                                hint=f"numbers go up to about {sys.float_info.max:.1e}")
+        if value != 0 and abs(value) < sys.float_info.min or value == 0 and any(c in "123456789" for c in
+                                                                                   text.lower().split("e")[0]):
+            raise MinispecError(f"number too small: {_shortened(text)}", self._span(meta),
+                                hint=f"nonzero numbers start at about {sys.float_info.min:.1e}; write 0 for zero")
+        return s.Literal(value, self._span(meta))
 
     def true(self, meta, children):
         return s.Literal(True, self._span(meta))
@@ -167,7 +192,18 @@ class _ToSyntax(Transformer):
         return s.Literal(False, self._span(meta))
 
     def string(self, meta, children):
-        return s.Literal(str(children[0])[1:-1], self._span(meta))
+        return s.Literal(self._text(children[0]), self._span(meta))
+
+    def _text(self, token: Token) -> str:
+        """A string literal's text, which holds printable characters only."""
+        text = str(token)[1:-1]
+        if not text.isprintable():
+            bad = next(i for i, char in enumerate(text) if not char.isprintable())
+            column = token.column + 1 + bad
+            raise MinispecError(f"a string cannot hold the control character {ascii(text[bad])[1:-1]}",
+                                Span(file=self.path, line=token.line, column=column, end_line=token.line,
+                                     end_column=column + 1))
+        return text
 
     def name(self, meta, children):
         return s.Name(str(children[0]), self._span(meta))
@@ -212,7 +248,7 @@ class _ToSyntax(Transformer):
         return s.ParamDecl(str(children[0]), children[1], self._span(meta))
 
     def include(self, meta, children):
-        return s.Include(str(children[0])[1:-1], self._span(meta))
+        return s.Include(self._text(children[0]), self._span(meta))
 
     def data_decl(self, meta, children):
         return s.DataDecl(children[0], self._span(meta))
