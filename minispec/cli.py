@@ -93,9 +93,10 @@ def check(specs, smoke, data_root, overrides, include_roots):
 
 @main.command("compile")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--emit", type=click.Choice(["ir", "mdl", "torch"]), default="ir", show_default=True,
+@click.option("--emit", type=click.Choice(["ir", "mdl", "torch", "onnx"]), default="ir", show_default=True,
               help="ir: the graph IR as JSON; mdl: the resolved spec as one canonical .mdl; "
-                   "torch: a standalone PyTorch nn.Module.")
+                   "torch: a standalone PyTorch nn.Module; onnx: an ONNX model with the initial weights "
+                   "(needs -o and the [onnx] extra).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @_set_option
 @_friendly
@@ -107,8 +108,17 @@ def compile_command(spec, emit, output, overrides, include_roots):
       minispec compile specs/saux.mdl --emit ir
       minispec compile specs/sn_single.mdl --emit mdl > a.mdl   # diff two variants
       minispec compile specs/caux.mdl --emit torch -o caux_model.py
+      minispec compile specs/caux.mdl --emit onnx -o caux.onnx      # open it in Netron
     """
+    if emit == "onnx" and output is None:
+        raise MinispecError("--emit onnx writes a binary file: give it one with -o, e.g. -o model.onnx")
     program = compile_file(spec, overrides, include_roots)
+    if emit == "onnx":
+        from minispec.backends.onnx_graph import export_onnx
+        from minispec.outputs import output_path
+
+        click.echo(f"wrote {export_onnx(program, output_path(output, '-o'))}", err=True)
+        return
     if emit == "ir":
         text = program.model_dump_json(indent=2) + "\n"
     elif emit == "mdl":
@@ -247,10 +257,16 @@ def _max_memory(text: str | None) -> int | None:
 @click.option("--out", type=click.Path(file_okay=False),
               help="Run folder (default: runs/<spec>-<hash>, a new one each time).")
 @click.option("--resume", is_flag=True, help="Go on with an interrupted run (its --out, or the latest default folder).")
+@click.option("--export", "exports", multiple=True, type=click.Choice(["onnx"]),
+              help="Also save each trial's trained model beside its weights: weights/trial_000.onnx "
+                   "(needs the [onnx] extra).")
+@click.option("--log", "logs", multiple=True, type=click.Choice(["tensorboard"]),
+              help="Also log each trial's per-epoch errors and losses: <run folder>/tensorboard/ "
+                   "(needs the [tensorboard] extra; view with `tensorboard --logdir runs`).")
 @_set_option
 @_friendly
-def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory, out, resume, overrides,
-        include_roots):
+def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory, out, resume, exports, logs,
+        overrides, include_roots):
     """Train every trial of a spec and report mean ± std test error.
 
     Writes a run folder: the resolved spec and its hash, per-trial curves, final
@@ -263,23 +279,26 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
       minispec run specs/saux.mdl --trials 5 --epochs 10
       minispec run specs/disk.mdl --backend scratch
       minispec run specs/saux.mdl --device cuda --trials 150 --epochs 100
+      minispec run specs/saux.mdl --trials 2 --export onnx --log tensorboard
     """
     from minispec.backends import resolve_device
     from minispec.experiment.compare import default_run_folder
+    from minispec.experiment.listeners import OnnxExport, TensorBoardLog, broadcast
     from minispec.experiment.progress import TqdmProgress
     from minispec.experiment.runner import run_experiment
     from minispec.experiment.tables import format_table, summary_table
 
     program = compile_file(spec, overrides, include_roots)
     torch_device = resolve_device(device)
+    listeners = [OnnxExport(program) if "onnx" in exports else None, TensorBoardLog() if logs else None]
     folder = out if out is not None else default_run_folder(program, backend, epochs=epochs, resume=resume)
     progress = TqdmProgress()
     try:
         with _signals_interrupt():
             result = run_experiment(
                 program, backend_factory=_factory(backend), trials=trials, epochs=epochs, device=torch_device,
-                out_dir=folder, data_root=data_root, resume=resume, progress=progress, vectorize=vectorize,
-                max_memory=_max_memory(max_memory),
+                out_dir=folder, data_root=data_root, resume=resume, progress=broadcast(progress, *listeners),
+                vectorize=vectorize, max_memory=_max_memory(max_memory),
             )
     except KeyboardInterrupt as stop:
         progress.close()
@@ -292,6 +311,8 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
     if result.summary.trials_diverged:
         click.echo(result.summary.note)
     click.echo(f"run folder: {folder}  (curves.png, curves.csv, summary.json, weights/)")
+    if logs:
+        click.echo(f"tensorboard: tensorboard --logdir {Path(folder) / 'tensorboard'}")
 
 
 @main.command()

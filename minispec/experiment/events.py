@@ -66,6 +66,7 @@ class EpochFinished(Event):
     train_error: float
     test_error: float
     end_of_epoch: bool
+    test_loss: float | None = None
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,11 @@ def trial_name(trial: int) -> str:
     return f"trial_{trial:03d}"
 
 
+def weights_file(folder: Path, trial: int) -> Path:
+    """Where a run folder keeps the final weights of `trial`."""
+    return Path(folder) / WEIGHTS / f"{trial_name(trial)}.safetensors"
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder and `os.replace`."""
     path = Path(path)
@@ -277,7 +282,7 @@ class RunFolder:
         k = record.trial
         self._check_present()
         if state is not None:
-            self._guard(lambda: save_state(self.path / WEIGHTS / f"{trial_name(k)}.safetensors", state,
+            self._guard(lambda: save_state(weights_file(self.path, k), state,
                                            {"spec_hash": self.spec_hash, "spec": self.program.name, "trial": str(k)}))
         self._write(f"{TRIALS}/{trial_name(k)}.json", dump_trial(record))
         self.finished[k] = record.header()

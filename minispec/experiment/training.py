@@ -289,7 +289,8 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
                 if end_of_epoch:
                     replica.epochs_done = epoch + 1
                 emit(ev.EpochFinished(replica.trial, epoch_at, replica.program.train.epochs, global_step, lrs[r],
-                                      point.train_loss, point.train_error, point.test_error, end_of_epoch))
+                                      point.train_loss, point.train_error, point.test_error, end_of_epoch,
+                                      point.test_loss))
             if not any(replica.active for replica in replicas):
                 return time.perf_counter() - started
         for r, replica in enumerate(replicas):
