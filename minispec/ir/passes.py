@@ -21,10 +21,11 @@ from minispec.ir.ops import OPS, shape_text
 def infer_shapes(program: Program) -> Program:
     shapes: dict[str, list[int]] = {}
     owners: dict[str, Node] = {}
+    labels = _input_labels(program)
     nodes = []
     for node in program.nodes:
         try:
-            node = _infer_node(node, shapes, program)
+            node = _infer_node(node, shapes, program, labels)
         except MinispecError as error:
             raise error.with_span(node.span) from None
         params = 0
@@ -43,11 +44,23 @@ def infer_shapes(program: Program) -> Program:
     return program.replaced(nodes=nodes)
 
 
-def _infer_node(node: Node, shapes: dict[str, list[int]], program: Program) -> Node:
+def _input_labels(program: Program) -> dict[str, str]:
+    """How a message names each node that is an input of another: the user's
+    name, a data input, or nothing ("its input"). Made once: linear time."""
+    labels: dict[str, str] = {}
+    for name, node_id in program.names.items():
+        labels.setdefault(node_id, f"`{name}`")
+    for node in program.nodes:
+        if OPS[node.op].has("data"):
+            labels.setdefault(node.id, f"`{node.id}`")
+    return labels
+
+
+def _infer_node(node: Node, shapes: dict[str, list[int]], program: Program, labels: dict[str, str]) -> Node:
     if OPS[node.op].has("data"):
         inputs, names = [list(program.data.inputs[node.attrs["name"]])], [f"`{node.attrs['name']}`"]
     else:
-        inputs, names = [shapes[i] for i in node.inputs], [_input_name(i, node, program) for i in node.inputs]
+        inputs, names = [shapes[i] for i in node.inputs], [_input_name(i, node, labels) for i in node.inputs]
     inferred = OPS[node.op].shape(dict(node.attrs), inputs, names)
     op = inferred.op or node.op
     state = OPS[op].state
@@ -60,14 +73,11 @@ def _infer_node(node: Node, shapes: dict[str, list[int]], program: Program) -> N
     })
 
 
-def _input_name(node_id: str, node: Node, program: Program) -> str:
+def _input_name(node_id: str, node: Node, labels: dict[str, str]) -> str:
     """How a message names an input: the user's name, a data input, or "its input"."""
-    named = next((name for name, i in program.names.items() if i == node_id), None)
-    if named is not None:
-        return f"`{named}`"
-    if len(node.inputs) > 1 or any(n.id == node_id and OPS[n.op].has("data") for n in program.nodes):
-        return f"`{node_id}`"
-    return "its input"
+    if node_id in labels:
+        return labels[node_id]
+    return f"`{node_id}`" if len(node.inputs) > 1 else "its input"
 
 
 def _shared_mismatch(owner: Node, node: Node, shapes: dict[str, list[int]]) -> MinispecError:
@@ -131,6 +141,7 @@ def convolutionize(program: Program) -> Program:
     spatial: dict[str, list[int]] = {}  # node id -> its map shape after the rewrite
     nodes: list[Node] = []
     renamed: dict[str, str] = {}
+    shape_of: dict[str, list[int]] = {}  # node id -> its shape, for the nodes rewritten so far
 
     def source(node_id: str) -> str:
         return renamed.get(node_id, node_id)
@@ -140,10 +151,11 @@ def convolutionize(program: Program) -> Program:
         maps = [spatial.get(i) for i in inputs]
         node = node.model_copy(update={"inputs": inputs})
         definition = OPS[node.op]
-        if definition.has("flattens") and maps[0] is None and len(_shape_of(nodes, inputs[0])) == 3:
-            maps = [_shape_of(nodes, inputs[0])]  # the flatten of a map: where the rewrite starts
+        if definition.has("flattens") and maps[0] is None and len(shape_of[inputs[0]]) == 3:
+            maps = [shape_of[inputs[0]]]  # the flatten of a map: where the rewrite starts
         if not any(m is not None for m in maps):
             nodes.append(node)
+            shape_of[node.id] = node.shape
             continue
         rewritten = None
         if definition.to_map is not None and all(m is not None for m in maps):
@@ -168,12 +180,14 @@ def convolutionize(program: Program) -> Program:
                     flat_inputs.append(input_id)
                     continue
                 flat_id = f"{input_id}{GENERATED}flat"
-                if flat_id not in [n.id for n in nodes]:
+                if flat_id not in shape_of:
                     nodes.append(Node(id=flat_id, op="flatten", inputs=[input_id], shape=[math.prod(shape)],
                                       scope=node.scope, span=node.span))
+                    shape_of[flat_id] = nodes[-1].shape
                 flat_inputs.append(flat_id)
             node = node.model_copy(update={"inputs": flat_inputs})
         nodes.append(node)
+        shape_of[node.id] = node.shape
 
     # Loss outputs must be flat: rename the map node and flatten under the user's name.
     for loss in program.losses:
@@ -190,7 +204,3 @@ def convolutionize(program: Program) -> Program:
         nodes.insert(position + 1, Node(id=loss.node, op="flatten", inputs=[map_id], shape=[math.prod(shape)],
                                         scope=nodes[position].scope, span=nodes[position].span))
     return program.replaced(nodes=nodes, convolutionized=True)
-
-
-def _shape_of(nodes: list[Node], node_id: str) -> list[int]:
-    return next(node.shape for node in nodes if node.id == node_id)

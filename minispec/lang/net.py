@@ -62,11 +62,16 @@ class NetBuilder:
         self.values: dict[str, str] = {}
         self.resolving: list[str] = []
         self.selects: dict[tuple[str, int], str] = {}
+        self.inputs_made: set[str] = set()
+        self.block_uses: dict[str, int] = {}  # block name -> nodes made inside a call of it so far
 
     def build(self) -> None:
         net = self.merged.net
         if net is None:
             raise MinispecError("the spec has no net section", hint="add net { out = x | flatten | linear(2) }")
+        if len(net.statements) > MAX_NODES:  # each statement makes a node at least: refuse before the work
+            raise MinispecError(f"the network has more than {MAX_NODES:,} nodes", net.statements[MAX_NODES].span,
+                                hint="write long chains as repeat { ... } or as blocks")
         for statement in net.statements:
             if statement.name in self.definitions:
                 first = self.definitions[statement.name].span
@@ -152,7 +157,8 @@ class NetBuilder:
 
     def named(self, name: str, span: Span, context: _Context) -> str:
         if name in self.data.inputs:
-            if name not in [n.id for n in self.nodes]:
+            if name not in self.inputs_made:
+                self.inputs_made.add(name)
                 self.nodes.append(_Built(name, "input", {"name": name}, [], None, (), span))
             return name
         statement = self.definitions.get(name)
@@ -239,7 +245,7 @@ class NetBuilder:
             Arg(f.name, object, None if f.default is None else evaluate(f.default, self.env)) for f in block.formals
         )
         values = bind_block(block, formals, call, context.env, span)
-        index = sum(1 for n in self.nodes for sc in n.scope if sc.kind == "block" and sc.name == block.name)
+        index = self.block_uses.get(block.name, 0)
         inner = context.inner(
             Scope(kind="block", name=block.name, index=index, span=span),
             env={**self.env, **values},
@@ -272,5 +278,8 @@ class NetBuilder:
                 weights = node_id
         elif context.instance is not None:
             next(context.instance[1])
+        for scope in context.scope:
+            if scope.kind == "block":
+                self.block_uses[scope.name] = self.block_uses.get(scope.name, 0) + 1
         self.nodes.append(_Built(node_id, op, attrs, inputs, weights, context.scope, span))
         return node_id
