@@ -18,7 +18,7 @@ spec slow
 data disk(train=200, test=200)
 net { out = x | linear(16) | tanh | linear(16) | tanh | linear(1) }
 loss { out mse(target) }
-train { optimizer adam(lr=0.02) batch 50 epochs 150 trials 6 }
+train { optimizer adam(lr=0.02) batch 50 epochs 600 trials 4 }
 """
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -67,8 +67,8 @@ def test_a_signal_stops_the_run_cleanly_and_resume_completes_it(reference, tmp_p
     assert second.returncode == 2 and "another minispec run is writing" in second.stderr, second.stderr
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    if process.returncode == 0:
-        pytest.skip("the run finished before the signal arrived")
+    if process.returncode == 0 or load_run(folder).summary.complete:
+        pytest.skip("the run finished before the signal arrived (a loaded machine)")
     assert process.returncode == status, stderr
     assert word in stderr and "--resume" in stderr and "Traceback" not in stderr
     resumed = subprocess.run(command(spec, "--out", folder, "--resume"), env=ENV, capture_output=True, text=True,
