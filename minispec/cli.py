@@ -460,36 +460,57 @@ def verify(specs, dtype, steps, batch, overrides, include_roots):
 
 
 @main.command("eval")
-@click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--weights", required=True, type=click.Path(dir_okay=False),
-              help="A .safetensors file written by `minispec run` (runs/<spec>/weights/trial_000.safetensors).")
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="With a SPEC: a .safetensors file (runs/<spec>/weights/trial_000.safetensors, or from elsewhere).")
 @click.option("--backend", type=click.Choice(["torch", "scratch"]), default="torch", show_default=True)
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda|auto")
-@click.option("--data-root", type=click.Path(file_okay=False), help="Folder with full MNIST, as given to `run`.")
-@click.option("--trial", type=click.IntRange(min=0), help="Evaluate on this trial's data (default: the file's trial).")
+@click.option("--data-root", type=click.Path(file_okay=False),
+              help="Folder with full MNIST (default: the one the run recorded, else the embedded digits).")
+@click.option("--trial", type=click.IntRange(min=0),
+              help="The trial to evaluate (default: every finished trial of a RUN_DIR, the file's trial with --weights).")
 @_set_option
 @_friendly
-def eval_command(spec, weights, backend, device, data_root, trial, overrides, include_roots):
+def eval_command(target, weights, backend, device, data_root, trial, overrides, include_roots):
     """Load saved weights into either backend and report their errors on the
-    data of their trial (the same test error the run recorded).
+    data of their trial.
+
+    With a run folder, every finished trial (or --trial K) is evaluated with
+    the resolved spec, data options and overrides the run recorded, beside the
+    test error the run reported. With a spec, --weights names the file.
 
     \b
-    Example:
-      minispec eval specs/disk.mdl --weights runs/disk-1a2b3c4d/weights/trial_000.safetensors --backend scratch
+    Examples:
+      minispec eval runs/disk-1a2b3c4d
+      minispec eval runs/disk-1a2b3c4d --trial 3 --backend scratch
+      minispec eval specs/disk.mdl --weights runs/disk-1a2b3c4d/weights/trial_000.safetensors
     """
     from minispec.backends import resolve_device
-    from minispec.experiment.evaluation import evaluate_weights
-    from minispec.experiment.folder import program_hash
+    from minispec.experiment import evaluation
 
-    program = compile_file(spec, overrides, include_roots)
-    result = evaluate_weights(program, weights, backend, resolve_device(device), data_root, trial)
-    if result["spec_hash"] not in (None, program_hash(program)):
-        click.echo("note: these weights were saved by a run of a different resolved spec", err=True)
-    click.echo(f"{program.name}, trial {result['trial']}, backend {backend}")
-    for head in result["errors"]["test"]:
-        mark = "  (reported)" if head == result["report"] else ""
-        click.echo(f"  {head:<12} train error {100 * result['errors']['train'][head]:6.2f}%   "
-                   f"test error {100 * result['errors']['test'][head]:6.2f}%{mark}")
+    if Path(target).is_dir():
+        if weights is not None or overrides:
+            raise MinispecError("a run folder is evaluated with what it recorded: --weights and --set do not apply",
+                                hint=f"minispec eval {target} [--trial K], or minispec eval SPEC --weights FILE")
+        results = evaluation.evaluate_run(target, trial, backend, resolve_device(device), data_root)
+        click.echo(f"{target}, backend {backend}")
+        for result in results:
+            click.echo(f"  trial {result.trial:<3} test error {100 * result.test_error:6.2f}%   "
+                       f"recorded {100 * result.recorded:6.2f}%" + ("" if result.test_error == result.recorded
+                                                                  else "   (differs)"))
+        return
+    if weights is None:
+        raise MinispecError("eval of a spec needs --weights FILE", hint=f"or evaluate a run folder: minispec eval RUN_DIR")
+    program = compile_file(target, overrides, include_roots)
+    result = evaluation.evaluate_weights(program, weights, backend, resolve_device(device), data_root, trial)
+    note = evaluation.spec_note(program, weights, result.spec_hash)
+    if note:
+        click.echo(note, err=True)
+    click.echo(f"{program.name}, trial {result.trial}, backend {backend}")
+    for head in result.test_errors:
+        mark = "  (reported)" if head == result.report else ""
+        click.echo(f"  {head:<12} train error {100 * result.train_errors[head]:6.2f}%   "
+                   f"test error {100 * result.test_errors[head]:6.2f}%{mark}")
 
 
 @main.group()

@@ -174,6 +174,7 @@ class RunConfig(Record):
     chunk: int
     vectorized: bool
     threads: int
+    data_root: str | None = None  # --data-root of the first start (`minispec eval RUN_DIR` draws from it)
 
 
 class SweepPoint(Record):

@@ -16,6 +16,7 @@ uninterrupted run would have, bit for bit.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import groupby
@@ -101,7 +102,7 @@ def run_experiment(
         planned = folder.planned
         pending = [k for k in range(planned) if k not in folder.finished]
         plan = plan_run(program, device, len(pending), vectorize, max_memory, folder.path, chunk)
-        config, plan = _configure(folder.config, folder.spec_hash, plan, vectorize, chunk, folder.path)
+        config, plan = _configure(folder.config, folder.spec_hash, plan, vectorize, chunk, folder.path, data_root)
         with _threads(config.threads):
             folder.start(config)
             emit(ev.RunStarted(program.name, folder.path, planned, tuple(pending), program.train.epochs,
@@ -142,12 +143,13 @@ def _next_chunk(queue: list[int], size: int) -> list[int]:
 
 
 def _configure(recorded: RunConfig | None, spec_hash: str, plan: Plan, vectorize: bool | None,
-               chunk: int | None, folder: Path) -> tuple[RunConfig, Plan]:
+               chunk: int | None, folder: Path, data_root: str | None) -> tuple[RunConfig, Plan]:
     """The run's chunking and threads: the plan's on a first start, the recorded ones on a resume
     (refusing an explicit --vectorize or --chunk that differs, or a chunk that no longer fits)."""
     if recorded is None:
+        root = None if data_root is None else os.path.abspath(os.path.expanduser(data_root))
         return RunConfig(spec_hash=spec_hash, chunk=plan.chunk, vectorized=plan.vectorize,
-                         threads=torch.get_num_threads()), plan
+                         threads=torch.get_num_threads(), data_root=root), plan
     asked = []
     if vectorize is not None and vectorize != recorded.vectorized:
         asked.append("--vectorize" if vectorize else "--no-vectorize")
