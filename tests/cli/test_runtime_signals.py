@@ -1,7 +1,7 @@
 """SIGTERM and SIGINT stop `minispec run` with a clear message (issue 15); the
 folder keeps its finished trials and `--resume` completes it to the numbers
-of an uninterrupted run. (SIGKILL: tests/cli/test_cli.py.) A second run into
-a folder that one is writing is refused."""
+of an uninterrupted run. (SIGKILL: tests/cli/test_cli.py.) A second writer
+into a folder that a run is writing is refused."""
 
 import os
 import signal
@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from minispec.experiment import load_run
+from minispec.errors import MinispecError
+from minispec.experiment import RunFolder, load_run
 
 SLOW = """\
 spec slow
@@ -61,10 +62,10 @@ def test_a_signal_stops_the_run_cleanly_and_resume_completes_it(reference, tmp_p
     spec, whole = reference
     folder = tmp_path / "run"
     process = start_and_wait_for_a_trial(spec, folder)
-    # while it runs, a second run into the same folder is refused: one writer
-    second = subprocess.run(command(spec, "--out", folder, "--resume"), env=ENV, capture_output=True, text=True,
-                            timeout=120)
-    assert second.returncode == 2 and "another minispec run is writing" in second.stderr, second.stderr
+    # while it runs, a second writer (here: this process) is refused
+    with pytest.raises(MinispecError) as error:
+        RunFolder.open(folder, whole.program, resume=True)
+    assert "another minispec run is writing" in error.value.message
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     if process.returncode == 0 or load_run(folder).summary.complete:
