@@ -17,7 +17,7 @@ Lowering, one framework module per node:
 Backward runs over the graph in reverse topological order (the IR's node
 order is topological). A node's gradient is the sum of what its consumers send
 (fan-out: one feature map feeding two heads); the loss nodes start with
-weight_i * dL_i/d output. Nodes whose value depends on no parameter (inputs,
+weight_i * dL_i/d output. Nodes whose value depends on no trained parameter (inputs, constants,
 `x[0]`) are never back-propagated into.
 
 Only tensor operations: nothing from torch's neural-network, automatic-
@@ -90,15 +90,152 @@ class Concat:
 class Add:
     """Element-wise sum (a residual connection).
 
-        forward:  y = a + b
-        backward: dL/da = g,  dL/db = g
+        forward:  y = x_1 + ... + x_n
+        backward: dL/dx_i = g
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        self._count = len(xs)
+        return sum(xs[1:], xs[0])
+
+    def backward(self, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (grad,) * self._count
+
+
+class Sub:
+    """Element-wise difference.
+
+        forward:  y = a - b
+        backward: dL/da = g,  dL/db = -g
     """
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return a + b
+        return a - b
 
     def backward(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return grad, grad
+        return grad, -grad
+
+
+class Mul:
+    """Element-wise product; a constant input ([R, 1, ...]) broadcasts over the batch.
+
+        forward:  y = x_1 * ... * x_n
+        backward: dL/dx_i = g * prod_{j != i} x_j
+    """
+
+    def __init__(self) -> None:
+        self._xs: tuple[torch.Tensor, ...] = ()
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        self._xs = xs
+        return _product(xs)
+
+    def backward(self, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        xs = self._xs
+        return tuple(grad * _product(xs[:i] + xs[i + 1:]) for i in range(len(xs)))
+
+
+def _product(xs) -> torch.Tensor:
+    y = xs[0]
+    for x in xs[1:]:
+        y = y * x
+    return y
+
+
+class Outer:
+    """Outer product of two vectors.
+
+    Inputs: [R, B, n], [R, B, m]   Output: [R, B, n, m]
+
+        forward:  y_ij = a_i b_j
+        backward: dL/da_i = sum_j g_ij b_j,  dL/db_j = sum_i g_ij a_i
+    """
+
+    def __init__(self) -> None:
+        self._a = self._b = None
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        self._a, self._b = a, b
+        return a.unsqueeze(-1) * b.unsqueeze(-2)
+
+    def backward(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (grad * self._b.unsqueeze(-2)).sum(-1), (grad * self._a.unsqueeze(-1)).sum(-2)
+
+
+class MatMul:
+    """Matrix product per sample; a vector is a one-row (first) or one-column (second) matrix.
+
+    Inputs: [R, B, n] or [R, B, m, n], and [R, B, n, k] or [R, B, n]
+    (a constant has a batch axis of 1 and broadcasts)   Output: [R, B, k], [R, B, m, k] or [R, B, m]
+
+        forward:  Y = A B
+        backward: dL/dA = G B^T,  dL/dB = A^T G
+    """
+
+    def __init__(self) -> None:
+        self._a = self._b = None
+        self._vectors = (False, False)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        self._vectors = (a.dim() == 3, b.dim() == 3)
+        self._a = a.unsqueeze(-2) if self._vectors[0] else a
+        self._b = b.unsqueeze(-1) if self._vectors[1] else b
+        return self._squeeze(self._a @ self._b)
+
+    def _squeeze(self, y: torch.Tensor) -> torch.Tensor:
+        if self._vectors[1]:
+            y = y.squeeze(-1)
+        return y.squeeze(-2) if self._vectors[0] else y
+
+    def backward(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g = grad.unsqueeze(-1) if self._vectors[1] else grad
+        g = g.unsqueeze(-2) if self._vectors[0] else g
+        ga = g @ self._b.transpose(-1, -2)
+        gb = self._a.transpose(-1, -2) @ g
+        return (ga.squeeze(-2) if self._vectors[0] else ga), (gb.squeeze(-1) if self._vectors[1] else gb)
+
+
+class Sum(Module):
+    """Sum over one sample axis, or over all of them (then [R, B, 1]).
+
+        forward:  y = sum_axis x
+        backward: dL/dx = g, repeated along the summed axis
+    """
+
+    _cache = ("_shape",)
+
+    def __init__(self, axis: int) -> None:
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._shape = x.shape
+        if self.axis == -1:
+            return x.flatten(2).sum(-1, keepdim=True)
+        y = x.sum(self.axis + 2)
+        return y.unsqueeze(-1) if y.dim() == 2 else y
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        if self.axis == -1 or len(self._shape) == 3:
+            return grad.reshape(*grad.shape[:2], *[1] * (len(self._shape) - 2)).expand(self._shape)
+        return grad.unsqueeze(self.axis + 2).expand(self._shape)
+
+
+class Constant(Module):
+    """Fixed values (a buffer, never trained), the same for every sample.
+
+    Output: [R, 1, *shape], which broadcasts over the batch. No input, no backward.
+    """
+
+    def __init__(self, shape: list[int], replicas: int, device, dtype) -> None:
+        super().__init__()
+        self._buffer("value", torch.zeros(replicas, *shape, device=device, dtype=dtype))
+
+    def forward(self) -> torch.Tensor:
+        return self._buffers["value"].value.unsqueeze(1)
 
 
 class Identity(Module):
@@ -154,6 +291,13 @@ LOWERING: dict[str, Callable[[Node, Layout], object]] = {
     "select": lambda node, layout: Select(int(node.attrs["index"])),
     "concat": lambda node, layout: Concat(),
     "add": lambda node, layout: Add(),
+    "sub": lambda node, layout: Sub(),
+    "mul": lambda node, layout: Mul(),
+    "outer": lambda node, layout: Outer(),
+    "matmul": lambda node, layout: MatMul(),
+    "sum": lambda node, layout: Sum(node.attrs["axis"]),
+    "global_avgpool": lambda node, layout: scratch.GlobalAvgPool2d(),
+    "triu": lambda node, layout: Constant(node.shape, layout.replicas, layout.device, layout.dtype),
     "identity": lambda node, layout: Identity(),
     "flatten": lambda node, layout: scratch.Flatten(),
     "relu": lambda node, layout: scratch.ReLU(),
@@ -254,9 +398,10 @@ class ScratchModel:
         # A node needs a gradient when its value depends on some parameter.
         self._needs_grad: dict[str, bool] = {}
         for node in program.nodes:
-            self._needs_grad[node.id] = node.weights is not None or any(self._needs_grad[i] for i in node.inputs)
+            self._needs_grad[node.id] = node.trainable or any(self._needs_grad[i] for i in node.inputs)
         self.loss_fns = [make_loss(loss) for loss in program.losses]
-        params = [p for layer in self.owners.values() for p in layer.params()]
+        self._frozen = {owner.weights for owner in program.weight_owners if not owner.trainable}
+        params = [p for key, layer in self.owners.items() if key not in self._frozen for p in layer.params()]
         self.optimizer = make_optimizer(program, params)
         # the weight of each loss: one float, or [R] when the replicas' weights differ
         self._loss_weights: list[float | torch.Tensor] = [loss.weight for loss in program.losses]
@@ -358,7 +503,7 @@ class ScratchModel:
         """One replica's parameter gradients under canonical names, CPU copies."""
         self._check_replica(replica)
         return {
-            f"{key}.{name}": p.grad[replica].to("cpu", copy=True)
+            f"{key}.{name}": (torch.zeros_like if key in self._frozen else torch.clone)(p.grad[replica]).to("cpu")
             for key, layer in self.owners.items()
             for name, p in layer._params.items()
         }

@@ -14,6 +14,7 @@ saved state (`<weights>.weight`, `<weights>.bias`, `<weights>.running_mean`...).
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -67,6 +68,11 @@ class Node(Frozen):
     buffer_shapes: dict[str, list[int]] = Field(default_factory=dict)
     scope: list[Scope] = Field(default_factory=list)
     span: Span | None = None
+
+    @property
+    def trainable(self) -> bool:
+        """Whether training changes this node's parameters (it has some, and no `trainable=false`)."""
+        return bool(self.param_shapes) and self.attrs.get("trainable") is not False
 
 
 class TargetRef(Frozen):
@@ -201,6 +207,16 @@ class Program(Frozen):
     def total_params(self) -> int:
         """Trainable parameters, each shared set counted once."""
         return sum(node.params for node in self.nodes)
+
+    @property
+    def fixed_values(self) -> int:
+        """Values saved with the weights that training does not change: the parameters
+        of frozen layers (`trainable=false`) and buffers (running statistics, constants)."""
+        return sum(
+            sum(math.prod(shape) for shape in owner.buffer_shapes.values())
+            + (0 if owner.trainable else sum(math.prod(shape) for shape in owner.param_shapes.values()))
+            for owner in self.weight_owners
+        )
 
     @property
     def weight_owners(self) -> list[Node]:

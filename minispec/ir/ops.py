@@ -57,6 +57,7 @@ class Arg:
     default: object = None
     check: Callable[[object], str | None] | None = None
     doc: str = ""
+    words: tuple[str, ...] = ()  # bare words accepted besides values of `kind` (`pad=same`)
 
 
 def positive(value) -> str | None:
@@ -120,6 +121,7 @@ class OpDef:
     to_map: Callable[[dict, list[list[int]]], tuple[str, dict, list[int]]] | None = None
     value: Callable[[dict, list[int]], list[float]] | None = None
     resolves_to: tuple[str, ...] = ()
+    arity: int | None = None  # inputs of a combinator: exactly this many (None: two or more)
     example: str = ""
 
     @property
@@ -311,6 +313,51 @@ def _equal_shapes(op: str) -> ShapeRule:
     return rule
 
 
+def _outer_shape(attrs, inputs, names) -> Inferred:
+    for shape, name in zip(inputs, names):
+        _flat("outer", shape, name)
+    return Inferred([inputs[0][0], inputs[1][0]])
+
+
+def _matmul_shape(attrs, inputs, names) -> Inferred:
+    """[n] x [n, k] -> [k];  [m, n] x [n, k] -> [m, k];  [m, n] x [n] -> [m]."""
+    a, b = inputs
+    if not (1 <= len(a) <= 2 and 1 <= len(b) <= 2) or (len(a) == 1 and len(b) == 1) or a[-1] != b[0]:
+        raise MinispecError(
+            f"matmul cannot multiply {names[0]} of shape {shape_text(a)} by {names[1]} of shape {shape_text(b)}",
+            hint="the last axis of the first must equal the first axis of the second: [n] x [n, k], "
+                 "[m, n] x [n, k] or [m, n] x [n]; for two vectors use outer, or mul then sum",
+        )
+    return Inferred(a[:-1] + b[1:])
+
+
+def _sum_shape(attrs, inputs, names) -> Inferred:
+    (shape,) = inputs
+    axis = attrs["axis"]
+    if axis == -1:
+        return Inferred([1])
+    if axis >= len(shape):
+        raise MinispecError(f"sum over axis {axis}, but {names[0]} has shape {shape_text(shape)}",
+                            hint=f"axes are 0..{len(shape) - 1}; sum without axis adds everything")
+    return Inferred(shape[:axis] + shape[axis + 1:] or [1])
+
+
+def _global_pool_shape(attrs, inputs, names) -> Inferred:
+    _map("global_avgpool", inputs[0], names[0])
+    return Inferred([inputs[0][0]])
+
+
+def _triu_shape(attrs, inputs, names) -> Inferred:
+    n = attrs["n"]
+    return Inferred([n, n], {"value": [n, n]})
+
+
+def _triu_value(attrs, shape) -> list[float]:
+    """u[i][j] = 1 where i <= j: `p | matmul(u)` gives the cumulative sums sum_{i<=j} p[i]."""
+    n = attrs["n"]
+    return [1.0 if i <= j else 0.0 for i in range(n) for j in range(n)]
+
+
 # -- FLOPs --------------------------------------------------------------------------------
 
 
@@ -333,6 +380,14 @@ def _pool_flops(attrs, inputs, shape) -> int:
 
 def _batchnorm_flops(attrs, inputs, shape) -> int:
     return 4 * math.prod(shape)
+
+
+def _matmul_flops(attrs, inputs, shape) -> int:
+    return 2 * math.prod(shape) * inputs[0][-1]
+
+
+def _input_flops(attrs, inputs, shape) -> int:
+    return math.prod(inputs[0])
 
 
 # -- text ---------------------------------------------------------------------------------
@@ -375,6 +430,10 @@ def _add_text(attrs, inputs) -> str:
     return "add (residual)" if attrs.get("residual") else "add"
 
 
+def _sum_text(attrs, inputs) -> str:
+    return "sum" if attrs.get("axis", -1) == -1 else f"sum(axis={attrs['axis']})"
+
+
 # -- convolutionize -----------------------------------------------------------------------
 
 
@@ -404,15 +463,34 @@ def _concat_to_map(attrs, maps) -> tuple[str, dict, list[int]] | None:
 # -- the table ------------------------------------------------------------------------------
 
 _BIAS = Arg("bias", bool, True)
+_TRAINABLE = Arg("trainable", bool, True, doc="false: the layer keeps its initial values")
 _WEIGHTED = (Tensor("weight", "draw"), Tensor("bias", "draw"))
 _BATCHNORM_STATE = (Tensor("weight", "ones"), Tensor("bias", "zeros"), Tensor("running_mean", "zeros", True),
                     Tensor("running_var", "ones", True), Tensor("num_batches_tracked", "count", True))
-_BATCHNORM_ARGS = (Arg("eps", float, 1e-5, positive), Arg("momentum", float, 0.1, unit_interval))
+_BATCHNORM_ARGS = (Arg("eps", float, 1e-5, positive), Arg("momentum", float, 0.1, unit_interval), _TRAINABLE)
+
+
+def _with_trainable(attrs: dict) -> dict:
+    """`trainable` is written into the IR only when false, so other graphs keep their attributes."""
+    frozen = attrs.pop("trainable", True) is False
+    return {**attrs, "trainable": False} if frozen else attrs
 
 
 def _conv_attrs(values: dict) -> dict:
-    return {"out": values["out"], "kernel": [values["k"], values["k"]], "stride": values["stride"],
-            "padding": values["pad"], "bias": values["bias"]}
+    """k (square) or kh and kw (a rectangle); pad=same keeps the size at stride 1 (odd kernels)."""
+    kernel = [values["kh"] or values["k"], values["kw"] or values["k"]]
+    if not all(kernel):
+        raise MinispecError("conv2d needs `k` (the kernel size), or both `kh` and `kw`",
+                            hint="conv2d(out, k, stride=1, pad=0), or conv2d(out, kh=1, kw=7) for a rectangle")
+    padding = values["pad"]
+    if padding == "same":
+        if not all(k % 2 for k in kernel):
+            raise MinispecError(f"pad=same needs an odd kernel, got {kernel[0]}x{kernel[1]}",
+                                hint="an even kernel cannot be centred; give pad=... explicitly")
+        padding = [(k - 1) // 2 for k in kernel]
+        padding = padding[0] if padding[0] == padding[1] else padding
+    return _with_trainable({"out": values["out"], "kernel": kernel, "stride": values["stride"],
+                            "padding": padding, "bias": values["bias"], "trainable": values["trainable"]})
 
 
 def _pool_attrs(values: dict) -> dict:
@@ -431,13 +509,16 @@ OPS: dict[str, OpDef] = {
               text=lambda attrs, inputs: f"{inputs[0] if inputs else '?'}[{attrs.get('index', '?')}]",
               traits=frozenset({"needs_flat", "view"}), example="out = x[1] | flatten | linear(2)"),
         OpDef("linear", "fully connected: y = x W^T + b", _linear_shape, spelled="linear",
-              args=(Arg("out", int, check=positive, doc="output features"), _BIAS),
+              args=(Arg("out", int, check=positive, doc="output features"), _BIAS, _TRAINABLE), attrs=_with_trainable,
               state=_WEIGHTED, flops=_linear_flops, text=_linear_text, to_map=_linear_to_map,
               example="out = x | linear(8) | linear(2)"),
         OpDef("conv2d", "2-D convolution over [C, H, W]", _conv_shape, spelled="conv2d", aliases=("conv",),
               args=(Arg("out", int, check=positive, doc="output channels"),
-                    Arg("k", int, check=positive, doc="kernel size"),
-                    Arg("stride", int, 1, positive), Arg("pad", int, 0, non_negative), _BIAS),
+                    Arg("k", int, 0, positive, doc="kernel size"),
+                    Arg("stride", int, 1, positive),
+                    Arg("pad", int, 0, non_negative, "padding on each side; same: keep the size", words=("same",)),
+                    _BIAS, _TRAINABLE, Arg("kh", int, 0, non_negative, "kernel height (default k)"),
+                    Arg("kw", int, 0, non_negative, "kernel width (default k)")),
               attrs=_conv_attrs, state=_WEIGHTED, flops=_conv_flops, text=_conv_text,
               traits=frozenset({"needs_flat"}),
               example="out = x | conv2d(2, 3, stride=2, pad=1) | flatten | linear(10)"),
@@ -450,7 +531,7 @@ OPS: dict[str, OpDef] = {
               traits=frozenset({"needs_flat"}),
               example="out = x | avgpool(2) | flatten | linear(10)"),
         OpDef("batchnorm", "batch normalisation; 1-D on [n], 2-D on [C, H, W]", _batchnorm_shape,
-              spelled="batchnorm", aliases=("batchnorm1d", "batchnorm2d"), args=_BATCHNORM_ARGS,
+              spelled="batchnorm", aliases=("batchnorm1d", "batchnorm2d"), args=_BATCHNORM_ARGS, attrs=_with_trainable,
               resolves_to=("batchnorm1d", "batchnorm2d")),
         OpDef("batchnorm1d", "batch normalisation over features", _batchnorm_nd_shape, state=_BATCHNORM_STATE,
               flops=_batchnorm_flops, text=_batchnorm_text("batchnorm1d"), to_map=_batchnorm1d_to_map,
@@ -490,6 +571,30 @@ OPS: dict[str, OpDef] = {
         OpDef("add", "elementwise sum of equal shapes", _equal_shapes("add"), spelled="add",
               traits=frozenset({"combinator", "elementwise"}), text=_add_text,
               example="a = x | linear(4)\n    out = x | linear(4) | add(a) | residual { linear(4) | tanh } | linear(2)"),
+        OpDef("sub", "elementwise difference a - b of equal shapes", _equal_shapes("sub"), spelled="sub", arity=2,
+              traits=frozenset({"combinator", "elementwise"}),
+              example="a = x | linear(4)\n    out = sub(x | linear(4), a) | linear(2)"),
+        OpDef("mul", "elementwise product of equal shapes", _equal_shapes("mul"), spelled="mul",
+              traits=frozenset({"combinator", "elementwise"}),
+              example="a = x | linear(4) | sigmoid\n    out = x | linear(4) | mul(a) | linear(2)"),
+        OpDef("outer", "outer product of two vectors: [n], [m] -> [n, m]", _outer_shape, spelled="outer", arity=2,
+              traits=frozenset({"combinator", "needs_flat"}), flops=_no_flops,
+              example="a = x | linear(3)\n    out = outer(x | linear(4), a) | sum(axis=0) | linear(2)"),
+        OpDef("matmul", "matrix product: [n] x [n, k] -> [k], [m, n] x [n, k] -> [m, k]", _matmul_shape,
+              spelled="matmul", arity=2, traits=frozenset({"combinator", "needs_flat"}), flops=_matmul_flops,
+              example="u = triu(4)\n    out = x | linear(4) | softmax | matmul(u) | linear(2)"),
+        OpDef("sum", "sum over one axis (`axis`), or over everything -> [1]", _sum_shape, spelled="sum",
+              args=(Arg("axis", int, -1, doc="-1: every axis"),), traits=frozenset({"needs_flat"}),
+              flops=_input_flops, text=_sum_text,
+              example="a = x | linear(2) | outer(x | linear(3)) | sum(axis=1)\n    out = a | concat(a | sum) | linear(2)"),
+        OpDef("global_avgpool", "the mean of each channel: [C, H, W] -> [C]", _global_pool_shape,
+              spelled="global_avgpool", traits=frozenset({"needs_flat"}), flops=_input_flops,
+              example="out = x | conv2d(3, 3) | global_avgpool | linear(10)"),
+        OpDef("triu", "a fixed [n, n] matrix, 1 on and above the diagonal (u[i][j] = 1 where i <= j)", _triu_shape,
+              spelled="triu", args=(Arg("n", int, check=positive, doc="rows and columns"),),
+              traits=frozenset({"source", "constant"}), state=(Tensor("value", "value", True),), value=_triu_value,
+              flops=_no_flops, text=lambda attrs, inputs: f"triu({attrs.get('n', '?')})",
+              example="u = triu(2)\n    out = x | matmul(u) | linear(2)"),
     ]
 }
 

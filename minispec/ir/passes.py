@@ -33,7 +33,7 @@ def infer_shapes(program: Program) -> Program:
             owner = owners.get(node.weights)
             if owner is None:
                 owners[node.weights] = node
-                params = sum(math.prod(shape) for shape in node.param_shapes.values())
+                params = sum(math.prod(shape) for shape in node.param_shapes.values()) if node.trainable else 0
             elif owner.param_shapes != node.param_shapes:
                 raise _shared_mismatch(owner, node, shapes)
         node = node.model_copy(update={"params": params})

@@ -36,6 +36,7 @@ class _Context:
     env: dict[str, Value]
     instance: tuple[str, itertools.count] | None = None
     blocks: tuple[str, ...] = ()
+    local: dict[str, str] | None = None  # inside a block of statements: its names (and `input`) -> node ids
 
     def inner(self, scope: Scope, **changes) -> "_Context":
         return replace(self, scope=(*self.scope, scope), **changes)
@@ -125,7 +126,11 @@ class NetBuilder:
         return current
 
     def source(self, expr: s.Stage, context: _Context) -> str:
-        """The start of a net statement: an input, a slice, a node, concat/add, or an instance applied."""
+        """The start of a net statement: an input, a slice, a node, a combinator
+        (`add(a, b)`), a constant (`triu(10)`), or an instance applied; as an
+        argument of a combinator, also a whole pipeline (`x | conv2d(8, 1)`)."""
+        if isinstance(expr, s.Pipeline):
+            return self.pipeline(expr, None, context)
         if isinstance(expr, s.Name):
             return self.named(expr.name, expr.span, context)
         if isinstance(expr, s.Index):
@@ -133,6 +138,10 @@ class NetBuilder:
         if isinstance(expr, s.Call):
             if expr.name in COMBINATORS:
                 return self.combine(expr.name, list(expr.args), [], expr, context)
+            definition = SPELLED.get(expr.name)
+            if definition is not None and definition.has("source"):
+                values = bind_args(expr.name, definition.args, expr, context.env, expr.span)
+                return self.add_node(definition.name, definition.attrs(values), [], expr.span, context)
             statement = self.definitions.get(expr.name)
             if isinstance(statement, s.InstanceStmt):
                 if len(expr.args) != 1 or expr.keywords:
@@ -156,6 +165,8 @@ class NetBuilder:
         return [*self.definitions, *self.data.inputs]
 
     def named(self, name: str, span: Span, context: _Context) -> str:
+        if context.local is not None and name in context.local:
+            return context.local[name]
         if name in self.data.inputs:
             if name not in self.inputs_made:
                 self.inputs_made.add(name)
@@ -188,10 +199,12 @@ class NetBuilder:
         if call.keywords:
             raise MinispecError(f"{op} takes no options", call.keywords[0].span)
         inputs = leading + [self.source(arg, context) for arg in args]
-        if len(inputs) < 2:
-            raise MinispecError(f"{op} needs at least two inputs", call.span,
+        arity = SPELLED[op].arity
+        if len(inputs) < 2 or (arity is not None and len(inputs) != arity):
+            count = "at least two" if arity is None else f"exactly {arity}"
+            raise MinispecError(f"{op} needs {count} inputs, got {len(inputs)}", call.span,
                                 hint=f"{op}(a, b), or `a | {op}(b)` in a pipeline")
-        return self.add_node(op, {}, inputs, call.span, context)
+        return self.add_node(SPELLED[op].name, {}, inputs, call.span, context)
 
     def stage(self, stage: s.Stage, current: str, context: _Context) -> str:
         if isinstance(stage, s.Repeat):
@@ -206,7 +219,8 @@ class NetBuilder:
         if isinstance(stage, s.Residual):
             inner = context.inner(Scope(kind="residual", name="residual", span=stage.span))
             body = self.pipeline(stage.body, current, inner)
-            return self.add_node("add", {"residual": True}, [body, current], stage.span, context)
+            skip = current if stage.shortcut is None else self.pipeline(stage.shortcut, current, inner)
+            return self.add_node("add", {"residual": True}, [body, skip], stage.span, context)
         if isinstance(stage, s.Name):
             return self.call(stage.name, None, stage.span, stage.span, current, context)
         if isinstance(stage, s.Call):
@@ -217,8 +231,15 @@ class NetBuilder:
         if name in COMBINATORS and call is not None:
             return self.combine(name, list(call.args), [current], call, context)
         definition = SPELLED.get(name)
+        if definition is not None and definition.has("source"):
+            raise MinispecError(f"{name} makes a value from no input; it cannot follow `|`", name_span,
+                                hint=f"name it on its own line, `u = {name}(...)`, then combine: `... | matmul(u)`")
         if definition is not None:
-            attrs = definition.attrs(bind_args(name, definition.args, call, context.env, span))
+            values = bind_args(name, definition.args, call, context.env, span)
+            try:
+                attrs = definition.attrs(values)
+            except MinispecError as error:
+                raise error.with_span(span) from None
             if definition.resolves_to and name != definition.spelled:
                 attrs["expect"] = name  # `batchnorm2d`: checked when shape inference resolves it
             return self.add_node(definition.name, attrs, [current], span, context)
@@ -250,8 +271,18 @@ class NetBuilder:
             Scope(kind="block", name=block.name, index=index, span=span),
             env={**self.env, **values},
             blocks=(*context.blocks, block.name),
+            local=None,
         )
-        return self.pipeline(block.body, current, inner)
+        if block.body is not None:
+            return self.pipeline(block.body, current, inner)
+        # Statements in order, each seeing `input` and the ones before it; the last is the result.
+        inner.local = {"input": current}
+        for statement in block.statements:
+            if statement.name in inner.local:
+                raise MinispecError(f"`{statement.name}` is already a name in block `{block.name}`", statement.span,
+                                    hint="`input` is the block's input; give each statement its own name")
+            inner.local[statement.name] = self.pipeline(statement.pipeline, None, inner)
+        return inner.local[block.statements[-1].name]
 
     def apply_instance(self, statement: s.InstanceStmt, current: str, context: _Context, span: Span) -> str:
         inner = context.inner(

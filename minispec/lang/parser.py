@@ -37,7 +37,7 @@ _TERMINAL_WORDS = {
 _MAX_NESTING = 200
 MAX_INTEGER = 2**63 - 1
 KEYWORDS = ("spec", "param", "include", "data", "block", "net", "instance", "loss", "train", "weight", "repeat",
-            "residual", "convolutionize", "true", "false")
+            "residual", "shortcut", "convolutionize", "true", "false")
 
 
 @functools.lru_cache(maxsize=None)
@@ -238,7 +238,7 @@ class _ToSyntax(Transformer):
         return s.Repeat(children[0], children[1], self._span(meta))
 
     def residual(self, meta, children):
-        return s.Residual(children[0], self._span(meta))
+        return s.Residual(children[0], self._span(meta), children[1] if len(children) > 1 else None)
 
     # -- items ------------------------------------------------------------------
     def spec_decl(self, meta, children):
@@ -265,8 +265,13 @@ class _ToSyntax(Transformer):
 
     def block_def(self, meta, children):
         name, *rest = children
-        formals = rest[0] if len(rest) == 2 else ()
-        return s.BlockDef(str(name), formals, rest[-1], self._span(meta))
+        formals = rest.pop(0) if rest and isinstance(rest[0], tuple) else ()
+        if isinstance(rest[0], s.Pipeline):
+            return s.BlockDef(str(name), formals, rest[0], self._span(meta))
+        return s.BlockDef(str(name), formals, None, self._span(meta), tuple(rest))
+
+    def block_stmt(self, meta, children):
+        return s.NodeStmt(str(children[0]), children[1], self._span(meta))
 
     def instance_def(self, meta, children):
         return children[0]

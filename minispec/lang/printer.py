@@ -27,6 +27,8 @@ def format_expr(expr: s.Expr) -> str:
         return expr.name
     if isinstance(expr, s.Index):
         return f"{expr.name}[{format_expr(expr.index)}]"
+    if isinstance(expr, s.Pipeline):
+        return format_pipeline(expr)
     arguments = [format_expr(a) for a in expr.args] + [f"{k.name}={format_expr(k.value)}" for k in expr.keywords]
     return f"{expr.name}({', '.join(arguments)})"
 
@@ -37,7 +39,8 @@ def format_pipeline(pipeline: s.Pipeline) -> str:
         if isinstance(stage, s.Repeat):
             parts.append(f"repeat {format_expr(stage.count)} {{ {format_pipeline(stage.body)} }}")
         elif isinstance(stage, s.Residual):
-            parts.append(f"residual {{ {format_pipeline(stage.body)} }}")
+            shortcut = f" shortcut {{ {format_pipeline(stage.shortcut)} }}" if stage.shortcut else ""
+            parts.append(f"residual {{ {format_pipeline(stage.body)} }}{shortcut}")
         else:
             parts.append(format_expr(stage))
     return " | ".join(parts)
@@ -64,7 +67,11 @@ def format_merged(merged: Merged, name: str) -> str:
     for block in merged.blocks.values():
         formals = ", ".join(f.name if f.default is None else f"{f.name}={format_expr(f.default)}" for f in block.formals)
         signature = f"({formals})" if block.formals else ""
-        lines.append(f"block {block.name}{signature} {{ {format_pipeline(block.body)} }}")
+        if block.body is not None:
+            lines.append(f"block {block.name}{signature} {{ {format_pipeline(block.body)} }}")
+        else:
+            body = "".join(f"\n    {stmt.name} = {format_pipeline(stmt.pipeline)}" for stmt in block.statements)
+            lines.append(f"block {block.name}{signature} {{{body}\n}}")
     if merged.blocks:
         lines.append("")
     if merged.net is not None:

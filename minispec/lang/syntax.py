@@ -60,11 +60,14 @@ class Repeat:
 
 @dataclass(frozen=True)
 class Residual:
+    """`residual { body }`: input + body(input); with `shortcut { ... }`: shortcut(input) + body(input)."""
+
     body: "Pipeline"
     span: Span
+    shortcut: "Pipeline | None" = None
 
 
-Expr = Union[Literal, Name, Index, Call]
+Expr = Union[Literal, Name, Index, Call, "Pipeline"]  # a pipeline only as an argument of a combinator
 Stage = Union[Expr, Repeat, Residual]
 
 
@@ -113,10 +116,14 @@ class Formal:
 
 @dataclass(frozen=True)
 class BlockDef:
+    """`block NAME(ARGS) { PIPELINE }`, or with named statements reading `input`,
+    the last one being the block's result (`statements`, then `body` is None)."""
+
     name: str
     formals: tuple[Formal, ...]
-    body: Pipeline
+    body: Pipeline | None
     span: Span
+    statements: tuple["NodeStmt", ...] = ()
 
 
 @dataclass(frozen=True)

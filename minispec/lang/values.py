@@ -66,7 +66,7 @@ def bind_args(op: str, args: tuple[Arg, ...], call: s.Call | None, env: dict[str
         )
     bound: dict[str, tuple[Value, Span]] = {}
     for arg, expr in zip(args, positional):
-        bound[arg.name] = (evaluate(expr, env), expr.span)
+        bound[arg.name] = (_argument(arg, expr, env), expr.span)
     names = [a.name for a in args]
     for keyword in keywords:
         if keyword.name not in names:
@@ -77,7 +77,7 @@ def bind_args(op: str, args: tuple[Arg, ...], call: s.Call | None, env: dict[str
             )
         if keyword.name in bound:
             raise MinispecError(f"{op}: `{keyword.name}` is given twice", keyword.span)
-        bound[keyword.name] = (evaluate(keyword.value, env), keyword.value.span)
+        bound[keyword.name] = (_argument(args[names.index(keyword.name)], keyword.value, env), keyword.value.span)
     values: dict[str, Value] = {}
     for arg in args:
         if arg.name not in bound:
@@ -90,12 +90,22 @@ def bind_args(op: str, args: tuple[Arg, ...], call: s.Call | None, env: dict[str
             values[arg.name] = arg.default
             continue
         value, value_span = bound[arg.name]
+        if value in arg.words:
+            values[arg.name] = value
+            continue
         value = typed(value, arg.kind, f"{op}: `{arg.name}`", value_span)
         problem = arg.check(value) if arg.check else None
         if problem:
             raise MinispecError(f"{op}: `{arg.name}` {problem}, got {value}", value_span)
         values[arg.name] = value
     return values
+
+
+def _argument(arg: Arg, expr: s.Expr, env: dict[str, Value]) -> Value:
+    """A value for `arg`: a bare word it accepts (`same`) unless a constant has that name, else a constant."""
+    if isinstance(expr, s.Name) and expr.name in arg.words and expr.name not in env:
+        return expr.name
+    return evaluate(expr, env)
 
 
 def bind_block(block: s.BlockDef, formals: tuple[Arg, ...], call: s.Call | None, env, span: Span) -> dict:

@@ -262,8 +262,9 @@ def _box(node: Node, names: list[str] | None, cluster: str | None, head: bool) -
     in_instance = any(s.kind == "instance" for s in node.scope)
     if OPS[node.op].has("data"):
         return DrawNode(node.id, [shape_text(node.shape)], "input", name=node.attrs.get("name", node.id), cluster=cluster)
-    if OPS[node.op].has("view"):
-        return DrawNode(node.id, [op_text(node), shape_text(node.shape)], "input", cluster=cluster)
+    if OPS[node.op].has("view") or OPS[node.op].has("constant"):
+        name = " / ".join(names) if names and OPS[node.op].has("constant") else None
+        return DrawNode(node.id, [op_text(node), shape_text(node.shape)], "input", name=name, cluster=cluster)
     kind: NodeKind = "head" if head else "shared" if in_instance else "layer"
     name = " / ".join(names) if names else None
     return DrawNode(node.id, [op_text(node), shape_text(node.shape)], kind, name=name, cluster=cluster)

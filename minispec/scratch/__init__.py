@@ -31,7 +31,7 @@ from minispec.scratch.linear import Linear
 from minispec.scratch.loss import BCELoss, CrossEntropyLoss, Loss, MSELoss, NLLLoss
 from minispec.scratch.module import Buffer, Module, Parameter, Sequential
 from minispec.scratch.optim import SGD, Adadelta, Adam, Optimizer
-from minispec.scratch.pooling import AvgPool2d, MaxPool2d
+from minispec.scratch.pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 
 __all__ = [
     "Adadelta",
@@ -45,6 +45,7 @@ __all__ = [
     "CrossEntropyLoss",
     "Dropout",
     "Flatten",
+    "GlobalAvgPool2d",
     "LeakyReLU",
     "Linear",
     "Loss",

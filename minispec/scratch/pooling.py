@@ -79,3 +79,23 @@ class AvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class GlobalAvgPool2d(Module):
+    """The mean of each channel over the whole map.
+
+    Input: [R, B, C, H, W]   Output: [R, B, C]
+
+        forward:  y_c = (1 / (H W)) sum_{h, w} x_chw
+        backward: dL/dx_chw = g_c / (H W)
+    """
+
+    _cache = ("_xshape",)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._xshape = tuple(x.shape)
+        return x.mean((-2, -1))
+
+    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+        h, w = self._xshape[-2:]
+        return (grad / (h * w))[..., None, None].expand(self._xshape)

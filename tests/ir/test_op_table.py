@@ -3,11 +3,13 @@ backend, and the hand-written backend agrees with torch.nn on a spec using it.""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
 from minispec.backends import scratch_graph
-from minispec.backends.torch_nn import emit, module, stacked
+from minispec.backends.torch_nn import build_module, emit, module, stacked
 from minispec.compiler import compile_file
 from minispec.ir.ops import LOWERED, OPS
 from minispec.verify import format_report, verify
@@ -51,7 +53,7 @@ def example_spec(op_name: str, tmp_path, convolutionize: bool = False):
     example = OPS[op_name].example
     if "x[" in example:
         data = "mnist_pairs(train=10, test=10)"
-    elif "flatten" in example:
+    elif any(word in example for word in ("flatten", "conv2d", "pool")):
         data = "mnist(train=10, test=10)"
     else:
         data = "disk(train=10, test=10)"
@@ -73,4 +75,21 @@ def test_verify_passes_on_the_example_of_every_op(op_name, tmp_path):
     assert op_name in {node.op for node in program.nodes}
     report = verify(program, dtype=torch.float64, steps=2, batch=4)
     assert report.ok, format_report(report)
-    assert emit.emit_python(program)
+    assert_emitted_module_computes_the_same(program, tmp_path)
+
+
+def assert_emitted_module_computes_the_same(program, tmp_path):
+    path = tmp_path / f"emitted_{program.name}.py"
+    path.write_text(emit.emit_python(program), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    emitted = getattr(loaded, emit.class_name(program))()
+    ours = build_module(program, generator=torch.Generator().manual_seed(3)).eval()
+    emitted.load_state_dict(ours.state_dict(), strict=True)
+    emitted.eval()
+    inputs = {name: torch.randn(3, *shape, generator=torch.Generator().manual_seed(9))
+              for name, shape in program.data.inputs.items()}
+    got, expected = emitted(*inputs.values()), ours(**inputs)
+    for key in program.outputs:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)

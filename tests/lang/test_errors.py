@@ -34,7 +34,7 @@ CASES = {
         HEADER + "net { out = x[0] | conv2d(4, 3, strid=2) | flatten | linear(2) }\n" + LOSS, (3, 33),
         "no option `strid`", "`stride`"),
     "wrong arity": (
-        HEADER + "net { out = x | flatten | linear(2, true, 3) }\n" + LOSS, (3, 43), "at most 2 arguments", "linear(out"),
+        HEADER + "net { out = x | flatten | linear(2, true, true, 3) }\n" + LOSS, (3, 49), "at most 3 arguments", "linear(out"),
     "missing argument": (
         HEADER + "net { out = x[0] | conv2d(4) | flatten | linear(2) }\n" + LOSS, (3, 20), "needs `k`", "conv2d(out, k"),
     "negative size": (

@@ -15,8 +15,8 @@ from minispec.ir.targets import encode
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.mdl"))
-# The ResNet rung has 10 residual blocks; two exercise the same code.
-OVERRIDES = {"resnet": ("depth=2",)}
+# The ResNet rung has 10 residual blocks; two exercise the same code. Narrow ResNet-18 stages too.
+OVERRIDES = {"resnet": ("depth=2",), "resnet18_pairs": ("c1=4", "c2=4", "c3=8", "c4=8")}
 
 
 # Every op and loss the IR knows, beyond the shipped specs: batchnorm1d, leaky_relu,

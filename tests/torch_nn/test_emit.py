@@ -19,15 +19,16 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 
 
 def load_source(source: str, path) -> type:
-    """Import the emitted source from a file, as a user would; return its one nn.Module class."""
+    """Import the emitted source from a file, as a user would; return its model class (the
+    last nn.Module class: helpers such as `Constant` come first)."""
     path.write_text(source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
                and v.__module__ == module.__name__]
-    assert len(classes) == 1
-    return classes[0]
+    assert classes
+    return classes[-1]
 
 
 @pytest.mark.parametrize("name", PROGRAMS)

@@ -42,6 +42,22 @@ INDENT = "    "
 RESERVED = {"self", "torch", "nn", "F"}
 
 
+# Written before the model when it holds fixed values (`triu(10)`), as GraphModule holds them.
+CONSTANT_CLASS = [
+    "class Constant(nn.Module):",
+    f'{INDENT}"""Fixed values, never trained: forward() returns them with a batch axis of 1."""',
+    "",
+    f"{INDENT}def __init__(self, value):",
+    f"{INDENT * 2}super().__init__()",
+    f'{INDENT * 2}self.register_buffer("value", value)',
+    "",
+    f"{INDENT}def forward(self):",
+    f"{INDENT * 2}return self.value.unsqueeze(0)",
+    "",
+    "",
+]
+
+
 def class_name(program: Program) -> str:
     """CamelCase of the spec name: caux -> Caux, caux_conv -> CauxConv."""
     name = "".join(part[:1].upper() + part[1:] for part in program.name.split("_"))
@@ -60,13 +76,13 @@ def _submodule_ref(key: str) -> str:
     return f"self.{key}" if _is_plain_attribute(key) else f"self._modules[{key!r}]"
 
 
-def _linear_source(node: Node, args: list[str]) -> str:
+def _linear_source(node: Node, args: list[str], shapes: list[list[int]]) -> str:
     out_features, in_features = node.param_shapes["weight"]
     bias = "" if "bias" in node.param_shapes else ", bias=False"
     return f"nn.Linear({in_features}, {out_features}{bias})"
 
 
-def _conv2d_source(node: Node, args: list[str]) -> str:
+def _conv2d_source(node: Node, args: list[str], shapes: list[list[int]]) -> str:
     attrs = node.attrs
     out_channels, in_channels, kh, kw = node.param_shapes["weight"]
     text = f"nn.Conv2d({in_channels}, {out_channels}, kernel_size=({kh}, {kw})"
@@ -85,7 +101,7 @@ def _size(value) -> str:
     return str(h) if h == w else f"({h}, {w})"
 
 
-def _batchnorm_source(node: Node, args: list[str]) -> str:
+def _batchnorm_source(node: Node, args: list[str], shapes: list[list[int]]) -> str:
     (channels,) = node.param_shapes["weight"]
     text = f"nn.BatchNorm{1 if len(node.shape) == 1 else 2}d({channels}"
     if node.attrs["eps"] != 1e-5:
@@ -96,39 +112,63 @@ def _batchnorm_source(node: Node, args: list[str]) -> str:
 
 
 def _pool_source(function: str):
-    return lambda node, args: f"F.{function}({args[0]}, kernel_size={node.attrs['kernel']}, stride={node.attrs['stride']})"
+    return lambda node, args, shapes: f"F.{function}({args[0]}, kernel_size={node.attrs['kernel']}, stride={node.attrs['stride']})"
 
 
-# op -> (node, input variables) -> source: the constructor of the layer holding
+def _matmul_source(node: Node, args: list[str], shapes: list[list[int]]) -> str:
+    a, b = args
+    if len(shapes[0]) == 1:
+        return f"({a}.unsqueeze(1) @ {b}).squeeze(1)"
+    if len(shapes[1]) == 1:
+        return f"({a} @ {b}.unsqueeze(2)).squeeze(2)"
+    return f"{a} @ {b}"
+
+
+def _sum_source(node: Node, args: list[str], shapes: list[list[int]]) -> str:
+    axis = node.attrs["axis"]
+    if axis == -1:
+        return f"{args[0]}.flatten(1).sum(1, keepdim=True)"
+    keep = ", keepdim=True" if len(shapes[0]) == 1 else ""
+    return f"{args[0]}.sum({axis + 1}{keep})"
+
+
+# op -> (node, input variables, input shapes) -> source: the constructor of the layer holding
 # the parameter set for ops with state (forward calls it), else the right-hand
 # side computing the node.
-SOURCE: dict[str, Callable[[Node, list[str]], str]] = {
+SOURCE: dict[str, Callable[[Node, list[str], list[list[int]]], str]] = {
     "linear": _linear_source,
     "conv2d": _conv2d_source,
     "batchnorm1d": _batchnorm_source,
     "batchnorm2d": _batchnorm_source,
-    "select": lambda node, args: f"{args[0]}[:, {node.attrs['index']}:{node.attrs['index'] + 1}]",
-    "identity": lambda node, args: args[0],
-    "flatten": lambda node, args: f"torch.flatten({args[0]}, 1)",
+    "select": lambda node, args, shapes: f"{args[0]}[:, {node.attrs['index']}:{node.attrs['index'] + 1}]",
+    "identity": lambda node, args, shapes: args[0],
+    "flatten": lambda node, args, shapes: f"torch.flatten({args[0]}, 1)",
     "maxpool2d": _pool_source("max_pool2d"),
     "avgpool2d": _pool_source("avg_pool2d"),
-    "dropout": lambda node, args: f"F.dropout({args[0]}, p={node.attrs['p']!r}, training=self.training)",
-    "relu": lambda node, args: f"F.relu({args[0]})",
-    "leaky_relu": lambda node, args: f"F.leaky_relu({args[0]}, negative_slope={node.attrs['slope']!r})",
-    "tanh": lambda node, args: f"torch.tanh({args[0]})",
-    "sigmoid": lambda node, args: f"torch.sigmoid({args[0]})",
-    "softmax": lambda node, args: f"F.softmax({args[0]}, dim=1)",
-    "log_softmax": lambda node, args: f"F.log_softmax({args[0]}, dim=1)",
-    "concat": lambda node, args: f"torch.cat([{', '.join(args)}], dim=1)",
-    "add": lambda node, args: " + ".join(args),
+    "dropout": lambda node, args, shapes: f"F.dropout({args[0]}, p={node.attrs['p']!r}, training=self.training)",
+    "relu": lambda node, args, shapes: f"F.relu({args[0]})",
+    "leaky_relu": lambda node, args, shapes: f"F.leaky_relu({args[0]}, negative_slope={node.attrs['slope']!r})",
+    "tanh": lambda node, args, shapes: f"torch.tanh({args[0]})",
+    "sigmoid": lambda node, args, shapes: f"torch.sigmoid({args[0]})",
+    "softmax": lambda node, args, shapes: f"F.softmax({args[0]}, dim=1)",
+    "log_softmax": lambda node, args, shapes: f"F.log_softmax({args[0]}, dim=1)",
+    "concat": lambda node, args, shapes: f"torch.cat([{', '.join(args)}], dim=1)",
+    "add": lambda node, args, shapes: " + ".join(args),
+    "sub": lambda node, args, shapes: f"{args[0]} - {args[1]}",
+    "mul": lambda node, args, shapes: " * ".join(args),
+    "outer": lambda node, args, shapes: f"{args[0]}.unsqueeze(2) * {args[1]}.unsqueeze(1)",
+    "matmul": _matmul_source,
+    "sum": _sum_source,
+    "global_avgpool": lambda node, args, shapes: f"{args[0]}.mean((2, 3))",
+    "triu": lambda node, args, shapes: f"Constant(torch.ones({node.attrs['n']}, {node.attrs['n']}).triu())",
 }
 
 
-def _expression(node: Node, args: list[str]) -> str:
+def _expression(node: Node, args: list[str], shapes: list[list[int]]) -> str:
     """Right-hand side computing `node` from its input variables."""
     if node.weights is not None:
         return f"{_submodule_ref(node.weights)}({', '.join(args)})"
-    return SOURCE[node.op](node, args)
+    return SOURCE[node.op](node, args, shapes)
 
 
 def _variables(program: Program) -> dict[str, str]:
@@ -201,6 +241,7 @@ def emit_python(program: Program) -> str:
         "import torch.nn.functional as F",
         "",
         "",
+        *(CONSTANT_CLASS if any(OPS[node.op].has("constant") for node in program.nodes) else []),
         f"class {name}(nn.Module):",
         f'{INDENT}"""{_docstring(f"{program.name}: {takes} -> {{{returns}}}.")}"""',
         "",
@@ -217,7 +258,8 @@ def emit_python(program: Program) -> str:
         if not _is_plain_attribute(key) and GENERATED not in key:
             note.append(f"{key!r} is not a free attribute name of nn.Module")
         comment = f"  # {visible('; '.join(note))}" if note else ""
-        lines.append(f"{INDENT * 2}{_submodule_ref(key)} = {SOURCE[owner.op](owner, [])}{comment}")
+        frozen = ".requires_grad_(False)" if owner.param_shapes and not owner.trainable else ""
+        lines.append(f"{INDENT * 2}{_submodule_ref(key)} = {SOURCE[owner.op](owner, [], [])}{frozen}{comment}")
 
     arguments = ", ".join(["self", *(var[n.id] for n in inputs)])
     lines += ["", f"{INDENT}def forward({arguments}):"]
@@ -225,7 +267,7 @@ def emit_python(program: Program) -> str:
     for node in program.nodes:
         if OPS[node.op].has("data"):
             continue
-        expression = _expression(node, [var[i] for i in node.inputs])
+        expression = _expression(node, [var[i] for i in node.inputs], [program.node(i).shape for i in node.inputs])
         comment = _shape(node)
         if node.attrs.get("residual"):
             comment += " residual"

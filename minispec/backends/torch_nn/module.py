@@ -62,6 +62,44 @@ def _conv2d(node: Node, layout: Layout) -> nn.Module:
                      padding=pair(node.attrs["padding"]), bias="bias" in node.param_shapes)
 
 
+class Constant(nn.Module):
+    """Fixed values: the buffer `value` ([*shape], or [R, *shape] stacked), returned
+    with a batch axis of 1 ([1, *shape] or [R, 1, *shape]) that broadcasts."""
+
+    def __init__(self, shape: list[int], layout: Layout):
+        super().__init__()
+        leading = (layout.replicas,) if layout.sample_axis == 2 else ()
+        self.register_buffer("value", torch.zeros(*leading, *shape))
+        self.batch_axis = layout.sample_axis - 1
+
+    def forward(self) -> torch.Tensor:
+        return self.value.unsqueeze(self.batch_axis)
+
+
+def _matmul(layout: Layout) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Per-sample matrix product; a vector is a one-row (first) or one-column (second) matrix."""
+    def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        row, column = a.dim() == layout.sample_axis + 1, b.dim() == layout.sample_axis + 1
+        y = torch.matmul(a.unsqueeze(-2) if row else a, b.unsqueeze(-1) if column else b)
+        y = y.squeeze(-1) if column else y
+        return y.squeeze(-2) if row else y
+    return matmul
+
+
+def _sum(node: Node, layout: Layout) -> Callable[[torch.Tensor], torch.Tensor]:
+    axis = node.attrs["axis"]
+    if axis == -1:
+        return lambda x: x.flatten(layout.sample_axis).sum(-1, keepdim=True)
+    return lambda x: x.sum(axis + layout.sample_axis, keepdim=x.dim() == layout.sample_axis + 1)
+
+
+def _product(*xs: torch.Tensor) -> torch.Tensor:
+    y = xs[0]
+    for x in xs[1:]:
+        y = y * x
+    return y
+
+
 # op -> (node, layout) -> what computes the node: an nn.Module holding the
 # parameter set for ops with state, a function of the input tensors otherwise.
 LOWERING: dict[str, Callable[[Node, Layout], Callable[..., torch.Tensor]]] = {
@@ -85,7 +123,14 @@ LOWERING: dict[str, Callable[[Node, Layout], Callable[..., torch.Tensor]]] = {
     "softmax": lambda node, layout: lambda x: F.softmax(x, dim=layout.sample_axis),
     "log_softmax": lambda node, layout: lambda x: F.log_softmax(x, dim=layout.sample_axis),
     "concat": lambda node, layout: lambda *xs: torch.cat(xs, dim=layout.sample_axis),
-    "add": lambda node, layout: lambda a, b: a + b,
+    "add": lambda node, layout: lambda *xs: sum(xs[1:], xs[0]),
+    "sub": lambda node, layout: torch.sub,
+    "mul": lambda node, layout: _product,
+    "outer": lambda node, layout: lambda a, b: a.unsqueeze(-1) * b.unsqueeze(-2),
+    "matmul": lambda node, layout: _matmul(layout),
+    "sum": _sum,
+    "global_avgpool": lambda node, layout: lambda x: x.mean((-2, -1)),
+    "triu": lambda node, layout: Constant(node.shape, layout),
 }
 
 
@@ -104,6 +149,8 @@ class ProgramModule(nn.Module):
             # Straight into _modules: a key may be a name nn.Module already uses
             # (`half`, `train`, `to`...); state_dict() reads _modules either way.
             self._modules[owner.weights] = lowering[owner.op](owner, layout)
+            if not owner.trainable:
+                self._modules[owner.weights].requires_grad_(False)  # `trainable=false`: kept as initialised
         self.outputs = program.outputs
         self._inputs = {node.id: node.attrs["name"] for node in program.nodes if OPS[node.op].has("data")}
         self._steps: list[tuple[str, str | None, Callable | None, list[str]]] = []

@@ -126,9 +126,9 @@ def _stacked_batchnorm(node: Node, layout: Layout) -> nn.Module:
 
 
 # The lowering table over R replicas: the stacked layers of the ops with state,
-# and module.py's functions (in the [R, B, ...] layout) for the others.
+# and module.py's functions and constants (in the [R, B, ...] layout) for the others.
 STACKED_LOWERING: dict[str, Callable] = {
-    **{op: lower for op, lower in LOWERING.items() if not OPS[op].state},
+    **{op: lower for op, lower in LOWERING.items() if not OPS[op].state or OPS[op].has("constant")},
     "linear": lambda node, layout: StackedLinear(layout.replicas, node.param_shapes["weight"][1],
                                                  node.param_shapes["weight"][0], "bias" in node.param_shapes),
     "conv2d": _stacked_conv2d,
