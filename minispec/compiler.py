@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from minispec.errors import MinispecError, Span
@@ -18,6 +19,13 @@ def compile_file(
 ) -> Program:
     """Read a .mdl spec (and its includes), apply `--set` overrides, and return a
     shape-checked Program; any mistake raises `MinispecError` with its span."""
+    try:
+        return _compile(path, overrides, include_roots)
+    except MinispecError as error:
+        raise _note_overrides(error, overrides) from None
+
+
+def _compile(path, overrides, include_roots) -> Program:
     try:
         merged = apply_overrides(read(path, include_roots), list(overrides))
     except RecursionError:
@@ -42,3 +50,24 @@ def _too_deep(path: str) -> MinispecError:
         Span(file=path, line=1, column=1, end_line=1, end_column=2),
         hint="break long chains of statements or includes into fewer, longer pipelines",
     )
+
+
+def _note_overrides(error: MinispecError, overrides) -> MinispecError:
+    """An error at a spec's use of a param that `--set` changed says where the value came from."""
+    span = error.span
+    if span is None or span.file.startswith("--set"):
+        return error
+    try:
+        line = Path(span.file).read_text(encoding="utf-8").splitlines()[span.line - 1]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return error
+    end = span.end_column - 1 if span.end_line == span.line else len(line)
+    text = line[span.column - 1:end]
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.strip()
+        if key and re.search(rf"\b{re.escape(key)}\b", text):
+            start = len(key) + 2
+            where = Span(file=f"--set {override}", line=1, column=start, end_line=1, end_column=len(override) + 1)
+            error.related.append((where, f"`{key}` is {value.strip()} here: the value comes from --set"))
+    return error

@@ -154,8 +154,12 @@ class NetBuilder:
                     expr.span,
                     hint=f"write `x | {expr.name}(...)`: the input comes first, then the layers",
                 )
-            raise MinispecError(f"unknown name `{expr.name}`", expr.name_span,
-                                hint=nearest(expr.name, self._sources()))
+            instances = [n for n, d in self.definitions.items() if isinstance(d, s.InstanceStmt)]
+            known = ", ".join(f"`{c}`" for c in COMBINATORS)
+            raise MinispecError(f"unknown combinator or instance `{expr.name}`", expr.name_span,
+                                hint=nearest(expr.name, [*COMBINATORS, *instances])
+                                or f"the combinators are {known}" + (f"; the instances {', '.join(instances)}"
+                                                                     if instances else ""))
         if isinstance(expr, (s.Repeat, s.Residual)):
             raise MinispecError("a statement starts from an input or a named node", expr.span,
                                 hint="write `x | repeat 3 { ... }`")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import sys
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -125,6 +126,26 @@ def _syntax_error(error: UnexpectedInput, text: str, path: str) -> MinispecError
         found, width = "something unexpected", 1
     expected = sorted(_words(getattr(error, "expected", None) or getattr(error, "allowed", None) or ()))
     span = Span(file=path, line=line, column=column, end_line=line, end_column=column + width)
+    offset = _offset(text, line, column)
+    unclosed = _unclosed_brace(text, offset)
+    at_end = found == "end of file"
+    if unclosed is not None and (at_end or (isinstance(error, UnexpectedToken) and str(error.token) in SECTIONS)):
+        opened_line, opened_column, owner = unclosed
+        opened = Span(file=path, line=opened_line, column=opened_column, end_line=opened_line,
+                      end_column=opened_column + 1)
+        return MinispecError(
+            f"the `{{` of {owner} opened at line {opened_line} is not closed",
+            span,
+            related=[(opened, "opened here")],
+            hint=f"add `}}` before {'the end of the file' if at_end else found}",
+        )
+    missing = _missing_pipe(error, text, offset)
+    if missing is not None:
+        return MinispecError(
+            f"expected `|` before `{missing[0]}`", Span(file=path, line=missing[1], column=missing[2],
+                                                         end_line=missing[1], end_column=missing[2] + len(missing[0])),
+            hint=f"stages of a pipeline are joined with `|`: `{missing[3]} | {missing[0]}`",
+        )
     hint = None
     if isinstance(error, UnexpectedToken) and error.token.type != "NAME" and str(error.token) in KEYWORDS \
             and "NAME" in (error.expected or ()):
@@ -133,6 +154,69 @@ def _syntax_error(error: UnexpectedInput, text: str, path: str) -> MinispecError
         listed = ", ".join(expected[:6]) + (", ..." if len(expected) > 6 else "")
         hint = f"expected {listed}"
     return MinispecError(f"unexpected {found}", span, hint=hint)
+
+
+# Words that start a section: met inside an open `{`, they mean the brace was never closed.
+SECTIONS = ("spec", "param", "include", "data", "block", "net", "loss", "train", "convolutionize")
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    lines = text.split("\n")
+    return sum(len(l) + 1 for l in lines[: line - 1]) + column - 1
+
+
+def _unclosed_brace(text: str, end: int) -> tuple[int, int, str] | None:
+    """(line, column, what it opens) of the innermost `{` still open at offset `end`, if any."""
+    stack: list[tuple[int, int, str]] = []
+    line, column, position = 1, 0, 0
+    while position < min(end, len(text)):
+        char = text[position]
+        column += 1
+        if char == "#":
+            while position < len(text) and text[position] != "\n":
+                position += 1
+            continue
+        if char == '"':
+            closing = text.find('"', position + 1)
+            if closing == -1:
+                break
+            column += closing - position
+            position = closing + 1
+            continue
+        if char == "\n":
+            line, column = line + 1, 0
+        elif char == "{":
+            stack.append((line, column, _brace_owner(text[text.rfind("\n", 0, position) + 1:position])))
+        elif char == "}" and stack:
+            stack.pop()
+        position += 1
+    return stack[-1] if stack else None
+
+
+def _brace_owner(prefix: str) -> str:
+    """What a `{` opens, from the text before it on its line: `net`, block `conv_bn`, `repeat`..."""
+    block = re.search(r"\bblock\s+([A-Za-z_][A-Za-z0-9_]*)", prefix)
+    if block:
+        return f"block `{block.group(1)}`"
+    words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", prefix)
+    known = [w for w in words if w in ("net", "loss", "train", "instance", "repeat", "residual", "shortcut")]
+    return f"`{known[-1]}`" if known else "a block"
+
+
+def _missing_pipe(error: UnexpectedInput, text: str, offset: int) -> tuple[str, int, int, str] | None:
+    """`x | flatten linear(2)`: the parser reads `linear` as the start of a new statement and
+    wants `=`. (name, line, column, the word before it) when a name or `)` comes right before it."""
+    if not isinstance(error, UnexpectedToken) or set(error.expected or ()) != {"EQUAL"}:
+        return None
+    before = text[:offset].rstrip()
+    match = re.search(r"([A-Za-z0-9_]+|[)\]])\s+([A-Za-z_][A-Za-z0-9_]*)$", before)
+    if match is None:
+        return None
+    previous, name = match.group(1), match.group(2)
+    start = len(before) - len(name)
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    return name, line, column, previous if previous[0].isalnum() or previous[0] == "_" else "..."
 
 
 def _words(terminals) -> set[str]:

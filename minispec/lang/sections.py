@@ -145,8 +145,11 @@ def _named_call(expr: s.Expr, table: dict[str, dict], what: str, env) -> tuple[s
             raise MinispecError(f"{expr.name} has no option `{keyword.name}`", keyword.span,
                                 hint=nearest(keyword.name, options) or f"its options: {', '.join(options) or 'none'}")
         value = typed(evaluate(keyword.value, env), float, f"{expr.name}: `{keyword.name}`", keyword.value.span)
-        if value < 0 or (keyword.name in ("lr", "every", "eps", "std", "bound") and value <= 0):
+        if keyword.name in ("lr", "every", "eps", "std", "bound") and value <= 0:
             raise MinispecError(f"{expr.name}: `{keyword.name}` must be positive, got {value}", keyword.value.span)
+        if value < 0:
+            raise MinispecError(f"{expr.name}: `{keyword.name}` must be zero or positive, got {value}",
+                                keyword.value.span)
         if keyword.name in ("momentum", "rho", "beta1", "beta2", "gamma") and value >= 1 and keyword.name != "gamma":
             raise MinispecError(f"{expr.name}: `{keyword.name}` must be below 1, got {value}", keyword.value.span)
         options[keyword.name] = value
@@ -200,13 +203,16 @@ def resolve_train(merged: Merged, env: dict[str, Value], names: dict[str, str], 
     report = losses[0].node
     if "report" in settings:
         statement = settings["report"]
+        with_loss = [name for name, node in names.items() if node in {loss.node for loss in losses}]
         if not isinstance(statement.value, s.Name) or statement.value.name not in names:
+            wrong = statement.value.name if isinstance(statement.value, s.Name) else None
             raise MinispecError("report names a node of the net that has a loss", statement.value.span,
-                                hint=f"for example `report {next(iter(names))}`")
+                                hint=(nearest(wrong, with_loss) if wrong else None)
+                                or f"the nodes with a loss: {', '.join(with_loss)}")
         report = names[statement.value.name]
         if report not in [loss.node for loss in losses]:
             raise MinispecError(f"`{statement.value.name}` has no loss, so its error cannot be reported",
-                                statement.value.span, hint="report a node named in the loss section")
+                                statement.value.span, hint=f"the nodes with a loss: {', '.join(with_loss)}")
     train_size = training_samples(data)
     batch = integer("batch", min(DEFAULT_BATCH, train_size or DEFAULT_BATCH), 1)
     if train_size is not None and batch > train_size:
