@@ -129,12 +129,14 @@ def _syntax_error(error: UnexpectedInput, text: str, path: str) -> MinispecError
     offset = _offset(text, line, column)
     unclosed = _unclosed_brace(text, offset)
     at_end = found == "end of file"
-    if unclosed is not None and (at_end or (isinstance(error, UnexpectedToken) and str(error.token) in SECTIONS)):
+    starts_a_line = not text.split("\n")[line - 1][: column - 1].strip()
+    section = isinstance(error, UnexpectedToken) and str(error.token) in SECTIONS and starts_a_line
+    if unclosed is not None and (at_end or (section and unclosed[0] < line)):
         opened_line, opened_column, owner = unclosed
         opened = Span(file=path, line=opened_line, column=opened_column, end_line=opened_line,
                       end_column=opened_column + 1)
         return MinispecError(
-            f"the `{{` of {owner} opened at line {opened_line} is not closed",
+            f"unexpected {found}: the `{{` of {owner} opened at line {opened_line} is not closed",
             span,
             related=[(opened, "opened here")],
             hint=f"add `}}` before {'the end of the file' if at_end else found}",
