@@ -79,6 +79,81 @@ def _batchnorm(node: Node, inputs, state):
     return [_node("BatchNormalization", [*inputs, weight, bias, mean, var], node.id, epsilon=node.attrs["eps"])]
 
 
+def _ints(node: Node, name: str, values: list[int]):
+    """A Constant node of int64 `values`, named `<node>/<name>`; (the node, its output name)."""
+    onnx = _onnx()
+    output = f"{node.id}/{name}"
+    tensor = onnx.helper.make_tensor(output, onnx.TensorProto.INT64, [len(values)], values)
+    return onnx.helper.make_node("Constant", [], [output], name=output, value=tensor), output
+
+
+def _unsqueeze(node: Node, name: str, source: str, axis: int) -> tuple[list, str]:
+    constant, axes = _ints(node, f"{name}_axes", [axis])
+    output = f"{node.id}/{name}"
+    return [constant, _node("Unsqueeze", [source, axes], output)], output
+
+
+def _chain(op_type: str) -> Callable:
+    """A binary ONNX op over two or more inputs: ((x1 op x2) op x3) ..."""
+    def lower(node: Node, inputs, state):
+        nodes, current = [], inputs[0]
+        for index, other in enumerate(inputs[1:], 1):
+            output = node.id if index == len(inputs) - 1 else f"{node.id}/{index}"
+            nodes.append(_node(op_type, [current, other], output))
+            current = output
+        return nodes
+    return lower
+
+
+def _outer(node: Node, inputs, state):
+    a_nodes, a = _unsqueeze(node, "a", inputs[0], 2)
+    b_nodes, b = _unsqueeze(node, "b", inputs[1], 1)
+    return [*a_nodes, *b_nodes, _node("Mul", [a, b], node.id)]
+
+
+def _reshape_to(node: Node, source: str) -> list:
+    """Reshape [batch, ...] to [batch, *node.shape] (0 keeps the batch)."""
+    constant, shape = _ints(node, "shape", [0, *node.shape])
+    return [constant, _node("Reshape", [source, shape], node.id)]
+
+
+def _matmul(node: Node, inputs, state):
+    """A vector becomes a one-row (first) or one-column (second) matrix, then back (see ops.matmul's form)."""
+    form = node.attrs["form"]
+    nodes, (a, b) = [], inputs
+    if form == "vector-matrix":
+        nodes, a = _unsqueeze(node, "row", a, 1)
+    elif form == "matrix-vector":
+        nodes, b = _unsqueeze(node, "column", b, -1)
+    if form == "matrix-matrix":
+        return [_node("MatMul", [a, b], node.id)]
+    product = f"{node.id}/product"
+    return [*nodes, _node("MatMul", [a, b], product), *_reshape_to(node, product)]
+
+
+def _sum(node: Node, inputs, state):
+    axis = node.attrs["axis"]
+    flat = f"{node.id}/flat"
+    if axis == -1:
+        constant, axes = _ints(node, "axes", [1])
+        return [_node("Flatten", inputs, flat, axis=1), constant,
+                _node("ReduceSum", [flat, axes], node.id, keepdims=1)]
+    constant, axes = _ints(node, "axes", [axis + 1])
+    summed = f"{node.id}/sum"
+    return [constant, _node("ReduceSum", [inputs[0], axes], summed, keepdims=1), *_reshape_to(node, summed)]
+
+
+def _global_avgpool(node: Node, inputs, state):
+    pooled = f"{node.id}/pooled"
+    return [_node("GlobalAveragePool", inputs, pooled), _node("Flatten", [pooled], node.id, axis=1)]
+
+
+def _constant(node: Node, inputs, state):
+    """The buffer `value`, with a batch axis of 1 that broadcasts."""
+    constant, axes = _ints(node, "axes", [0])
+    return [constant, _node("Unsqueeze", [state[0], axes], node.id)]
+
+
 LOWERING: dict[str, Callable[[Node, list[str], list[str]], list]] = {
     "select": _select,
     "linear": _one("Gemm", transB=1),
@@ -97,7 +172,14 @@ LOWERING: dict[str, Callable[[Node, list[str], list[str]], list]] = {
     "softmax": _one("Softmax", axis=1),
     "log_softmax": _one("LogSoftmax", axis=1),
     "concat": _one("Concat", axis=1),
-    "add": _one("Add"),
+    "add": _chain("Add"),
+    "sub": _one("Sub"),
+    "mul": _chain("Mul"),
+    "outer": _outer,
+    "matmul": _matmul,
+    "sum": _sum,
+    "global_avgpool": _global_avgpool,
+    "triu": _constant,
 }
 
 

@@ -328,7 +328,8 @@ def _matmul_shape(attrs, inputs, names) -> Inferred:
             hint="the last axis of the first must equal the first axis of the second: [n] x [n, k], "
                  "[m, n] x [n, k] or [m, n] x [n]; for two vectors use outer, or mul then sum",
         )
-    return Inferred(a[:-1] + b[1:])
+    form = "vector-matrix" if len(a) == 1 else "matrix-vector" if len(b) == 1 else "matrix-matrix"
+    return Inferred(a[:-1] + b[1:], attrs={**attrs, "form": form})
 
 
 def _sum_shape(attrs, inputs, names) -> Inferred:
@@ -582,6 +583,7 @@ OPS: dict[str, OpDef] = {
               example="a = x | linear(3)\n    out = outer(x | linear(4), a) | sum(axis=0) | linear(2)"),
         OpDef("matmul", "matrix product: [n] x [n, k] -> [k], [m, n] x [n, k] -> [m, k]", _matmul_shape,
               spelled="matmul", arity=2, traits=frozenset({"combinator", "needs_flat"}), flops=_matmul_flops,
+              text=lambda attrs, inputs: "matmul",
               example="u = triu(4)\n    out = x | linear(4) | softmax | matmul(u) | linear(2)"),
         OpDef("sum", "sum over one axis (`axis`), or over everything -> [1]", _sum_shape, spelled="sum",
               args=(Arg("axis", int, -1, doc="-1: every axis"),), traits=frozenset({"needs_flat"}),

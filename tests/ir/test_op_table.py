@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 import torch
 
-from minispec.backends import scratch_graph
+from minispec.backends import onnx_graph, scratch_graph
 from minispec.backends.torch_nn import build_module, emit, module, stacked
 from minispec.compiler import compile_file
 from minispec.ir.ops import LOWERED, OPS
@@ -19,6 +19,7 @@ TABLES = {
     "stacked": stacked.STACKED_LOWERING,
     "hand-written": scratch_graph.LOWERING,
     "emit": emit.SOURCE,
+    "onnx": onnx_graph.LOWERING,
 }
 
 
