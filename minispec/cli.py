@@ -513,6 +513,26 @@ def eval_command(target, weights, backend, device, data_root, trial, overrides, 
                    f"test error {100 * result.test_errors[head]:6.2f}%{mark}")
 
 
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--backend", type=click.Choice(["torch", "scratch"]), default="torch", show_default=True)
+@click.option("--data-root", type=click.Path(file_okay=False), help="Folder with full MNIST, as given to `run`.")
+@_friendly
+def readings(run_dirs, backend, data_root):
+    """Read trained digit-pair runs two ways: the learned head the spec reports,
+    and the two digit heads compared directly (argmax a <= argmax b), on each
+    trial's own train and test pairs, from the saved weights.
+
+    \b
+    Example:
+      minispec compare specs/ws_aux_bn.mdl --trials 5 --runs runs/results
+      minispec readings runs/results/ws_aux_bn-*
+    """
+    from minispec.experiment.readings import format_readings, read_runs
+
+    click.echo(format_readings(read_runs(run_dirs, backend, data_root)))
+
+
 @main.group()
 def plot():
     """Redraw figures from run folders, without training.
