@@ -514,6 +514,49 @@ def eval_command(target, weights, backend, device, data_root, trial, overrides, 
 
 
 @main.command()
+@click.argument("study_file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--only", multiple=True, metavar="NAME", help="Run only this table (repeatable).")
+@click.option("--tiny", is_flag=True, help="1 trial of 1 epoch per spec, under <runs>/tiny: checks that the study runs.")
+@click.option("--runs", "runs_root", type=click.Path(file_okay=False), help="Runs root (default: the study's `runs`).")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda|auto")
+@_friendly
+def study(study_file, only, tiny, runs_root, device):
+    """Run every table of a study file (a list of comparisons: specs, overrides,
+    trials), reusing finished runs, and print each table under the `minispec
+    compare` command that makes it. docs/results.md is made by studies/*.toml.
+
+    \b
+    Examples:
+      minispec study studies/p2_disk.toml
+      minispec study studies/p1_seed000.toml --only headline --device cuda
+    """
+    from minispec.backends import resolve_device
+    from minispec.experiment.progress import TqdmProgress
+    from minispec.experiment.readings import format_readings
+    from minispec.experiment.study import load_study, run_study
+
+    plan = load_study(study_file)
+    progress = TqdmProgress()
+    try:
+        outcomes = run_study(plan, {name: _factory(name) for name in ("torch", "scratch")}, only=only, tiny=tiny,
+                             runs_root=runs_root, device=resolve_device(device), progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo("\ninterrupted: finished trials are saved; run the same command again to go on", err=True)
+        sys.exit(130)
+    progress.close()
+    click.echo(f"# {plan.title}")
+    for outcome in outcomes:
+        click.echo(f"\n## {outcome.table.name}" + (f": {outcome.table.title}" if outcome.table.title else ""))
+        click.echo(f"$ {outcome.command}")
+        click.echo(outcome.comparison.table())
+        if outcome.readings:
+            click.echo(format_readings(outcome.readings))
+        for path in [outcome.comparison.plot, *outcome.decisions]:
+            click.echo(f"plot: {path}")
+
+
+@main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--backend", type=click.Choice(["torch", "scratch"]), default="torch", show_default=True)
 @click.option("--data-root", type=click.Path(file_okay=False), help="Folder with full MNIST, as given to `run`.")

@@ -15,7 +15,7 @@ Schemes (`role` is "weight" or "bias"):
     normal   weight ~ N(0, std^2), options {"std": 1.0}
     uniform  weight ~ U(-bound, bound), options {"bound": 1.0}
     glorot   weight ~ U(-b, b), b = sqrt(6 / (fan_in + fan_out))
-    kaiming  weight ~ N(0, 2 / fan_in)
+    kaiming  weight ~ N(0, gain / fan_in), options {"gain": 2.0} (gain 1: std 1/sqrt(fan_in), seed 001's choice)
 
 For every scheme but "torch" the bias is zeros (and consumes no random numbers).
 """
@@ -93,5 +93,5 @@ def draw(
         bound = math.sqrt(6.0 / (fan_in + fan_out))
         out.uniform_(-bound, bound, generator=generator)
     else:  # kaiming
-        out.normal_(0.0, math.sqrt(2.0 / fan_in), generator=generator)
+        out.normal_(0.0, math.sqrt(float(options.get("gain", 2.0)) / fan_in), generator=generator)
     return out.to(dtype)

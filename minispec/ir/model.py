@@ -92,8 +92,10 @@ class Loss(Frozen):
     index), mse, bce (probabilities vs 0/1).
     encoding: how the target is presented to the loss: `index` (class index),
     `onehot` (one-hot vector of `classes` entries), `pm1` (+1/-1), `scalar` (0/1).
-    decision: how a prediction is read from the output: `argmax`, or
-    `threshold` (output > threshold means class 1).
+    decision: how a prediction is read from the output: `argmax`,
+    `threshold` (output > threshold means class 1), or `nearest` (a single
+    output regressing a class index, `mse(scalar(t))` on k > 2 classes: the
+    nearest class).
     """
 
     node: str
@@ -102,7 +104,7 @@ class Loss(Frozen):
     encoding: Literal["index", "onehot", "pm1", "scalar"]
     classes: int
     weight: float = 1.0
-    decision: Literal["argmax", "threshold"]
+    decision: Literal["argmax", "threshold", "nearest"]
     threshold: float = 0.5
     span: Span | None = None
 

@@ -39,6 +39,8 @@ def decide(loss: Loss, output: torch.Tensor) -> torch.Tensor:
     """Predicted class indices from an output [..., N, k] -> [..., N] (long)."""
     if loss.decision == "argmax":
         return output.argmax(dim=-1)
+    if loss.decision == "nearest":
+        return output[..., 0].round().clamp(0, loss.classes - 1).long()
     return (output[..., 0] > loss.threshold).long()
 
 

@@ -64,6 +64,8 @@ def resolve_losses(merged: Merged, env: dict[str, Value], names: dict[str, str],
                 raise MinispecError(f"{call.name} has no option `{keyword.name}`", keyword.span,
                                     hint="the only option is threshold=VALUE")
             threshold = typed(evaluate(keyword.value, env), float, "threshold", keyword.value.span)
+        # scalar(t) written out on a target of more than two classes regresses the class index itself
+        regress = encoding == "scalar" and kind == "mse" and data.num_classes[target.name] > 2
         if encoding is None:
             encoding = "index" if kind in ("cross_entropy", "nll") else "scalar"
         if kind in ("cross_entropy", "nll") and encoding != "index":
@@ -71,10 +73,11 @@ def resolve_losses(merged: Merged, env: dict[str, Value], names: dict[str, str],
                                 hint=f"write {call.name}({target})")
         if kind == "bce" and encoding != "scalar":
             raise MinispecError("bce takes 0/1 targets", call.args[0].span, hint=f"write bce({target})")
-        if encoding in ("pm1", "scalar") and data.num_classes[target.name] != 2:
+        if encoding in ("pm1", "scalar") and data.num_classes[target.name] != 2 and not regress:
             raise MinispecError(f"{call.name}({target}) compares a single output with a two-class target, but "
                                 f"`{target}` has {data.num_classes[target.name]} classes", call.args[0].span,
-                                hint=f"use {call.name}(onehot({target})) or cross_entropy({target})")
+                                hint=f"use {call.name}(onehot({target})) or cross_entropy({target}), or "
+                                     f"mse(scalar({target})) to regress the class index")
         weight = 1.0
         if statement.weight is not None:
             weight = typed(evaluate(statement.weight, env), float, "a loss weight", statement.weight.span)
@@ -85,7 +88,7 @@ def resolve_losses(merged: Merged, env: dict[str, Value], names: dict[str, str],
         losses.append(Loss(
             node=names[statement.node], kind=kind, target=target, encoding=encoding,
             classes=data.num_classes[target.name], weight=weight,
-            decision="argmax" if encoding in ("index", "onehot") else "threshold",
+            decision="argmax" if encoding in ("index", "onehot") else "nearest" if regress else "threshold",
             threshold=threshold, span=statement.span,
         ))
     return losses
@@ -124,7 +127,7 @@ OPTIMIZERS = {
     "adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0},
 }
 SCHEDULES = {"constant": {}, "step": {"every": 10.0, "gamma": 0.1}, "cosine": {"min_lr": 0.0}}
-INITS = {"torch": {}, "zero": {}, "normal": {"std": 1.0}, "uniform": {"bound": 1.0}, "glorot": {}, "kaiming": {}}
+INITS = {"torch": {}, "zero": {}, "normal": {"std": 1.0}, "uniform": {"bound": 1.0}, "glorot": {}, "kaiming": {"gain": 2.0}}
 
 
 def _named_call(expr: s.Expr, table: dict[str, dict], what: str, env) -> tuple[str, dict[str, float], Span]:

@@ -56,6 +56,8 @@ def loss_text(loss: Loss) -> str:
 
 
 def decision_text(loss: Loss) -> str:
+    if loss.decision == "nearest":
+        return "nearest class"
     return "argmax" if loss.decision == "argmax" else f"threshold {loss.threshold:g}"
 
 

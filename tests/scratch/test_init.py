@@ -85,6 +85,7 @@ def test_other_schemes_statistics():
     gl = w("glorot")
     assert gl.abs().max() <= glorot and gl.abs().max() > 0.99 * glorot
     assert abs(w("kaiming").std().item() - math.sqrt(2 / n_in)) < 0.001
+    assert abs(w("kaiming", {"gain": 1.0}).std().item() - math.sqrt(1 / n_in)) < 0.001
     t = w("torch")
     assert t.abs().max() <= 1 / math.sqrt(n_in) * (1 + 1e-6) and t.abs().max() > 0.99 / math.sqrt(n_in)
 
