@@ -208,12 +208,9 @@ def _run_options(command):
 
 
 def _factory(backend: str):
-    from minispec.backends import make_model
+    from minispec.backends import backend_factory
 
-    def factory(program, states, device, generators=None, hyper=None):
-        return make_model(backend, program, states, device=device, generators=generators, hyper=hyper)
-
-    return factory
+    return backend_factory(backend)
 
 
 class _Terminated(KeyboardInterrupt):

@@ -16,18 +16,20 @@ def compile_file(
     path: str | Path,
     overrides: list[str] | tuple[str, ...] = (),
     include_roots: tuple[Path, ...] = (),
+    text: str | None = None,
 ) -> Program:
     """Read a .mdl spec (and its includes), apply `--set` overrides, and return a
-    shape-checked Program; any mistake raises `MinispecError` with its span."""
+    shape-checked Program; any mistake raises `MinispecError` with its span.
+    `text`: the spec's text when it is no file (`path` then only names it)."""
     try:
-        return _compile(path, overrides, include_roots)
+        return _compile(path, overrides, include_roots, text)
     except MinispecError as error:
         raise _note_overrides(error, overrides) from None
 
 
-def _compile(path, overrides, include_roots) -> Program:
+def _compile(path, overrides, include_roots, text) -> Program:
     try:
-        merged = apply_overrides(read(path, include_roots), list(overrides))
+        merged = apply_overrides(read(path, include_roots, text), list(overrides))
     except RecursionError:
         raise _too_deep(str(path)) from None
     return compile_merged(merged, str(path))

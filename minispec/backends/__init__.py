@@ -57,6 +57,18 @@ def make_model(
     raise MinispecError(f"unknown backend `{backend}`", hint="backends: " + ", ".join(BACKENDS))
 
 
+def backend_factory(backend: str):
+    """What `run_experiment` takes to build `backend`'s models: a function of
+    (program, states, device, generators, hyper) -> `make_model(backend, ...)`."""
+    if backend not in BACKENDS:
+        raise MinispecError(f"unknown backend `{backend}`", hint="backends: " + ", ".join(BACKENDS))
+
+    def factory(program, states, device, generators=None, hyper=None):
+        return make_model(backend, program, states, device=device, generators=generators, hyper=hyper)
+
+    return factory
+
+
 def resolve_device(name: str) -> torch.device:
     """`cpu`, `cuda`, `cuda:1` or `auto` (CUDA when present) -> a device; a
     request for CUDA on a machine without it is one clear error."""

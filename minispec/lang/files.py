@@ -36,33 +36,41 @@ class Merged:
     files: list[str] = field(default_factory=list)
 
 
-def read(path: str | Path, allowed_roots: tuple[Path, ...] = ()) -> Merged:
+def read(path: str | Path, allowed_roots: tuple[Path, ...] = (), text: str | None = None) -> Merged:
     """Parse a spec and its includes into one set of definitions.
 
     Includes are resolved relative to the including file and must stay inside
     the folder tree of the top spec (or of a root in `allowed_roots`); a name
     found nowhere beside the spec is taken from the shipped spec library, so
     `include "lib/pairs.mdl"` works wherever minispec is installed.
+    `text`: the spec itself when it is no file (a notebook's string); `path`
+    then only names it in messages, and its includes start from its folder.
     """
     path = Path(path)
-    try:
-        found = path.is_file()
-    except (OSError, ValueError) as error:  # a name too long, or holding a NUL byte
-        raise MinispecError(f"cannot read spec file {str(path)[:200]!r}: {error}") from None
-    if not found:
-        raise MinispecError(f"no such spec file: {path}", hint="check the path; specs end in .mdl")
+    if text is None:
+        try:
+            found = path.is_file()
+        except (OSError, ValueError) as error:  # a name too long, or holding a NUL byte
+            raise MinispecError(f"cannot read spec file {str(path)[:200]!r}: {error}") from None
+        if not found:
+            raise MinispecError(f"no such spec file: {path}", hint="check the path; specs end in .mdl")
     roots = (path.resolve().parent, spec_library().resolve(), *[Path(r).resolve() for r in allowed_roots])
     merged = Merged()
-    _read_into(merged, path, [], roots)
+    _read_into(merged, path, [], roots, text)
     return merged
 
 
-def _read_into(merged: Merged, path: Path, stack: list[Path], roots: tuple[Path, ...]) -> None:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise MinispecError(f"cannot read {path}: {error.strerror or error}") from None
-    file = parse(decode(data, str(path)), str(path))
+def _read_into(merged: Merged, path: Path, stack: list[Path], roots: tuple[Path, ...],
+               text: str | None = None) -> None:
+    if text is None:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise MinispecError(f"cannot read {path}: {error.strerror or error}") from None
+        text = decode(data, str(path))
+    else:
+        remember_source(str(path), text)
+    file = parse(text, str(path))
     merged.files.append(str(path))
     stack = [*stack, path.resolve()]
     seen_here: dict[tuple[str, str], Span] = {}
