@@ -45,8 +45,9 @@ def _one(op_type: str, **attributes) -> Callable:
     return lambda node, inputs, state: [_node(op_type, [*inputs, *state], node.id, **attributes)]
 
 
-def _node(op_type: str, inputs: list[str], output: str, name: str | None = None, **attributes):
-    return _onnx().helper.make_node(op_type, inputs, [output], name=name or output, **attributes)
+def _node(op_type: str, inputs: list[str], output: str, **attributes):
+    """One ONNX node named like the value it writes (the spec's node name)."""
+    return _onnx().helper.make_node(op_type, inputs, [output], name=output, **attributes)
 
 
 def _select(node: Node, inputs, state):
