@@ -17,8 +17,7 @@ uninterrupted run would have, bit for bit.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from itertools import groupby
 from pathlib import Path
 
@@ -39,7 +38,9 @@ from minispec.experiment.training import (
     main_head,
     train_chunk,
 )
+from minispec.ir.cost import train_flops
 from minispec.ir.model import Program
+from minispec.threads import ThreadChoice, choose_threads, using_threads
 
 __all__ = ["BackendFactory", "head_names", "main_head", "run_experiment", "with_overrides"]
 
@@ -102,8 +103,11 @@ def run_experiment(
         planned = folder.planned
         pending = [k for k in range(planned) if k not in folder.finished]
         plan = plan_run(program, device, len(pending), vectorize, max_memory, folder.path, chunk)
-        config, plan = _configure(folder.config, folder.spec_hash, plan, vectorize, chunk, folder.path, data_root)
-        with _threads(config.threads):
+        threads = None if folder.config else choose_threads(train_flops(program, program.train.batch) * plan.chunk,
+                                                            device.type == "cpu")
+        config, plan = _configure(folder.config, folder.spec_hash, plan, vectorize, chunk, folder.path, data_root,
+                                  threads)
+        with using_threads(config.threads):
             folder.start(config)
             emit(ev.RunStarted(program.name, folder.path, planned, tuple(pending), program.train.epochs,
                                program.train.evaluate, plan.vectorize, config.chunk, plan.reason))
@@ -143,13 +147,16 @@ def _next_chunk(queue: list[int], size: int) -> list[int]:
 
 
 def _configure(recorded: RunConfig | None, spec_hash: str, plan: Plan, vectorize: bool | None,
-               chunk: int | None, folder: Path, data_root: str | None) -> tuple[RunConfig, Plan]:
-    """The run's chunking and threads: the plan's on a first start, the recorded ones on a resume
-    (refusing an explicit --vectorize or --chunk that differs, or a chunk that no longer fits)."""
+               chunk: int | None, folder: Path, data_root: str | None,
+               threads: ThreadChoice | None) -> tuple[RunConfig, Plan]:
+    """The run's chunking and threads: the plan's and `threads` (minispec.threads) on a first
+    start, the recorded ones on a resume (refusing an explicit --vectorize or --chunk that
+    differs, or a chunk that no longer fits)."""
     if recorded is None:
         root = None if data_root is None else os.path.abspath(os.path.expanduser(data_root))
-        return RunConfig(spec_hash=spec_hash, chunk=plan.chunk, vectorized=plan.vectorize,
-                         threads=torch.get_num_threads(), data_root=root), plan
+        return (RunConfig(spec_hash=spec_hash, chunk=plan.chunk, vectorized=plan.vectorize, threads=threads.threads,
+                          data_root=root),
+                Plan(plan.vectorize, plan.chunk, f"{plan.reason}; {threads.reason}", plan.fitting))
     asked = []
     if vectorize is not None and vectorize != recorded.vectorized:
         asked.append("--vectorize" if vectorize else "--no-vectorize")
@@ -171,16 +178,3 @@ def _configure(recorded: RunConfig | None, spec_hash: str, plan: Plan, vectorize
     if recorded.threads != torch.get_num_threads():
         reason += f"; {recorded.threads} CPU thread(s) as recorded (not {torch.get_num_threads()})"
     return recorded, Plan(recorded.vectorized, recorded.chunk, reason, plan.fitting)
-
-
-@contextmanager
-def _threads(count: int) -> Iterator[None]:
-    """Run with `count` CPU threads in torch, restoring the previous count after."""
-    before = torch.get_num_threads()
-    if count != before:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
