@@ -399,6 +399,8 @@ class ScratchModel:
         self._needs_grad: dict[str, bool] = {}
         for node in program.nodes:
             self._needs_grad[node.id] = node.trainable or any(self._needs_grad[i] for i in node.inputs)
+            if isinstance(self.layers.get(node.id), Module):  # a first layer may skip dL/dx
+                self.layers[node.id].input_grad = any(self._needs_grad[i] for i in node.inputs)
         self.loss_fns = [make_loss(loss) for loss in program.losses]
         self._frozen = {owner.weights for owner in program.weight_owners if not owner.trainable}
         params = [p for key, layer in self.owners.items() if key not in self._frozen for p in layer.params()]
@@ -486,6 +488,8 @@ class ScratchModel:
             if g is None or node.id in self.inputs:
                 continue
             gx = self.layers[node.id].backward(g)
+            if gx is None:  # a layer whose input needs no gradient
+                continue
             if len(node.inputs) == 1:
                 gx = (gx,)
             for input_id, gi in zip(node.inputs, gx):

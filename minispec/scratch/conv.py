@@ -1,4 +1,11 @@
-"""Conv2d by im2col (Tensor.unfold + one batched matmul) and its col2im."""
+"""Conv2d by im2col (Tensor.unfold + one batched matmul) and its col2im, channels last.
+
+The windows are gathered with the channel axis innermost ([R, B, H, W, C]
+in memory), so each copied run is kw * C consecutive floats instead of kw:
+on the SAUX convolutions that copy was a quarter of a training step. The
+output is returned as a [R, B, O, Ho, Wo] view of channels-last memory;
+elementwise layers keep that layout, so the next convolution finds its
+input channels last already."""
 
 from __future__ import annotations
 
@@ -16,13 +23,13 @@ def pair(v: int | Sequence[int]) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def pad2d(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
-    """Zero padding of the last two axes: [..., H, W] -> [..., H+2ph, W+2pw]."""
+def pad_last2d(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
+    """Zero padding of axes -3 and -2 of a channels-last [..., H, W, C]."""
     if ph == 0 and pw == 0:
         return x
-    *lead, h, w = x.shape
-    out = x.new_zeros(*lead, h + 2 * ph, w + 2 * pw)
-    out[..., ph : ph + h, pw : pw + w] = x
+    *lead, h, w, c = x.shape
+    out = x.new_zeros(*lead, h + 2 * ph, w + 2 * pw, c)
+    out[..., ph : ph + h, pw : pw + w, :] = x
     return out
 
 
@@ -51,10 +58,15 @@ class Conv2d(Module):
     Input: [R, B, C, H, W]   Output: [R, B, O, Ho, Wo], Ho = (H + 2p - kh) // s + 1
     weight: [R, O, C, kh, kw]   bias: [R, O]
 
-    With cols = im2col(pad(x)) of shape [R, B*Ho*Wo, C*kh*kw] and W as [R, O, C*kh*kw]:
+    With cols = im2col(pad(x)) of shape [R, B*Ho*Wo, kh*kw*C] (channels last)
+    and W as [R, O, kh*kw*C] (the same order):
 
         forward:  y = cols W^T + b
         backward: dL/dW += g^T cols     dL/db += sum g     dL/dx = crop(col2im(g W))
+
+    col2im adds each of the kh*kw window offsets back where it came from, in
+    channels-last memory, so every addition runs over C consecutive floats.
+    With `input_grad` False (a first layer) dL/dx is skipped.
     """
 
     _cache = ("_cols", "_xshape")
@@ -89,28 +101,40 @@ class Conv2d(Module):
         self._cols: torch.Tensor | None = None
         self._xshape: tuple[int, ...] | None = None
 
+    def _weight_last(self) -> torch.Tensor:
+        """The weight as [R, O, kh*kw*C], in the order of the columns."""
+        r, o = self.replicas, self.out_channels
+        return self.weight.value.permute(0, 1, 3, 4, 2).reshape(r, o, -1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r, b, c, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        patches = unfold2d(pad2d(x, ph, pw), kh, kw, sh, sw)  # [R, B, C, Ho, Wo, kh, kw]
-        ho, wo = patches.shape[3], patches.shape[4]
-        cols = patches.permute(0, 1, 3, 4, 2, 5, 6).reshape(r, b * ho * wo, c * kh * kw)
+        x_last = pad_last2d(x.permute(0, 1, 3, 4, 2), ph, pw)  # [R, B, H, W, C]
+        windows = x_last.unfold(2, kh, sh).unfold(3, kw, sw)  # [R, B, Ho, Wo, C, kh, kw]
+        ho, wo = windows.shape[2], windows.shape[3]
+        cols = windows.permute(0, 1, 2, 3, 5, 6, 4).reshape(r, b * ho * wo, kh * kw * c)
         self._cols, self._xshape = cols, (r, b, c, h, w)
-        wt = self.weight.value.view(r, self.out_channels, -1).transpose(1, 2)
+        wt = self._weight_last().transpose(1, 2)
         y = torch.bmm(cols, wt) if self.bias is None else torch.baddbmm(self.bias.value.unsqueeze(1), cols, wt)
         return y.view(r, b, ho, wo, self.out_channels).permute(0, 1, 4, 2, 3)
 
-    def backward(self, grad: torch.Tensor) -> torch.Tensor:
+    def backward(self, grad: torch.Tensor) -> torch.Tensor | None:
         r, b, c, h, w = self._xshape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        ho, wo = grad.shape[3], grad.shape[4]
-        g = grad.permute(0, 1, 3, 4, 2).reshape(r, b * ho * wo, self.out_channels)
-        wm = self.weight.value.view(r, self.out_channels, -1)
-        self.weight.grad.view(r, self.out_channels, -1).baddbmm_(g.transpose(1, 2), self._cols)  # dW += g^T cols
+        o, ho, wo = self.out_channels, grad.shape[3], grad.shape[4]
+        g = grad.permute(0, 1, 3, 4, 2).reshape(r, b * ho * wo, o)
+        dw = torch.bmm(g.transpose(1, 2), self._cols).view(r, o, kh, kw, c)  # dW += g^T cols
+        self.weight.grad.add_(dw.permute(0, 1, 4, 2, 3))
         if self.bias is not None:
             self.bias.grad.add_(g.sum(1))  # db += sum g
-        gcols = torch.bmm(g, wm).view(r, b, ho, wo, c, kh, kw).permute(0, 1, 4, 2, 3, 5, 6)
-        gx = fold2d(gcols, h + 2 * ph, w + 2 * pw, sh, sw)  # col2im
+        if not self.input_grad:
+            return None
+        gcols = torch.bmm(g, self._weight_last()).view(r, b, ho, wo, kh, kw, c)
+        gx = gcols.new_zeros(r, b, h + 2 * ph, w + 2 * pw, c)  # col2im, channels last
+        for i in range(kh):
+            for j in range(kw):
+                gx[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw] += gcols[:, :, :, :, i, j]
+        gx = gx.permute(0, 1, 4, 2, 3)
         return gx[..., ph : ph + h, pw : pw + w] if ph or pw else gx
 
     def extra_repr(self) -> str:

@@ -111,10 +111,13 @@ class Module:
     Subclasses register trainable tensors with `_param(name, value)` and
     running state with `_buffer(name, value)` (both become attributes holding
     the Parameter / Buffer object), and list in `_cache` the attribute names
-    where forward keeps what backward needs.
+    where forward keeps what backward needs. A graph sets `input_grad = False`
+    on a module whose input depends on no parameter (a first layer): its
+    backward may then skip dL/dx and return None.
     """
 
     _cache: tuple[str, ...] = ()
+    input_grad = True
 
     def __init__(self) -> None:
         self.training = True

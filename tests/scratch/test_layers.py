@@ -71,6 +71,28 @@ def test_conv2d(r, b, c, o, case, bias, seed):
     both_checks(ours, lambda _: nn.Conv2d(c, o, k, stride=s, padding=p, bias=bias, dtype=F64), x, seed)
 
 
+def test_conv2d_on_channels_last_input_and_without_input_gradient():
+    """The layout a previous convolution leaves (channels last) gives the same numbers, and a first
+    layer (input_grad False) returns no dL/dx but the same parameter gradients."""
+    ours = Conv2d(3, 4, 3, stride=2, padding=1, replicas=2, generator=gen(0), dtype=F64)
+    x = randn((2, 5, 3, 7, 6), gen(1))
+    x_last = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    y = ours.forward(x)
+    cot = randn(y.shape, gen(2))
+    ours.zero_grad()
+    gx = ours.backward(cot)
+    grads = [p.grad.clone() for p in ours.params()]
+    torch.testing.assert_close(ours.forward(x_last), y, rtol=0, atol=0)
+    ours.zero_grad()
+    torch.testing.assert_close(ours.backward(cot), gx, rtol=0, atol=0)
+    ours.input_grad = False
+    ours.forward(x)
+    ours.zero_grad()
+    assert ours.backward(cot) is None
+    for p, before in zip(ours.params(), grads):
+        torch.testing.assert_close(p.grad, before, rtol=0, atol=0)
+
+
 @st.composite
 def pool_cases(draw):
     k = draw(st.integers(1, 3))

@@ -43,6 +43,8 @@ def test_adam_tolerance_widens_only_for_weights_with_a_gradient_near_zero():
 def _scaled(backward):
     def wrong(self, grad):
         out = backward(self, grad)
+        if out is None:  # a first layer skips dL/dx
+            return None
         return tuple(g * 1.001 for g in out) if isinstance(out, tuple) else out * 1.001
 
     return wrong
