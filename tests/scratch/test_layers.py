@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -107,6 +108,28 @@ def test_maxpool2d(r, b, c, case, seed):
     k, s, h, w = case
     x = randn((r, b, c, h, w), gen(seed))
     both_checks(MaxPool2d(k, s), lambda _: nn.MaxPool2d(k, s), x, seed)
+
+
+@pytest.mark.parametrize("kernel", [2, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_maxpool2d_breaks_ties_like_torch_and_keeps_the_layout(kernel, channels_last):
+    """After a ReLU most windows hold several zeros: the gradient goes where torch sends it
+    (the first maximum), and a channels-last input (as a convolution leaves it) gets a
+    channels-last gradient."""
+    x = randn((2, 3, 4, 6, 12), gen(0)).clamp_min(0.0)
+    if channels_last:
+        x = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    ours = MaxPool2d(kernel)
+    y = ours.forward(x)
+    cot = randn(y.shape, gen(1))
+    gx = ours.backward(cot)
+    assert gx.stride() == x.stride()
+    for k in range(2):
+        xk = x[k].clone().requires_grad_(True)
+        yk = nn.MaxPool2d(kernel)(xk)
+        yk.backward(cot[k])
+        torch.testing.assert_close(y[k], yk.detach(), rtol=0, atol=0)
+        torch.testing.assert_close(gx[k], xk.grad, rtol=0, atol=0)
 
 
 @EXAMPLES
