@@ -207,7 +207,8 @@ def _build(program: Program, replicas: list[Replica], backend_factory: BackendFa
     torch.manual_seed(torch_seed(replicas[0].seed, replicas[0].trial))
     extra: dict[str, Any] = {}
     if _accepts(backend_factory, "generators"):
-        extra["generators"] = [torch.Generator(device="cpu").manual_seed(torch_seed(r.seed, r.trial)) for r in replicas]
+        # on the model's device: a GPU draws its dropout masks where they are used
+        extra["generators"] = [torch.Generator(device=device).manual_seed(torch_seed(r.seed, r.trial)) for r in replicas]
     hyper = ReplicaHyper.of([r.program for r in replicas])
     varied = hyper != ReplicaHyper.of([program] * len(replicas))
     if varied:
@@ -370,25 +371,35 @@ def on_device(program: Program, split: datasets.Split, device: torch.device) -> 
 def evaluate(model: TrainableModel, program: Program, splits: dict[str, dict], replicas: int,
              weights: torch.Tensor | None = None) -> dict[str, dict]:
     """Error fraction per replica and head, and the weighted loss per replica
-    (loss weights [L] or [R, L]; default the program's), on each split."""
+    (loss weights [L] or [R, L]; default the program's), on each split.
+
+    Counts and loss sums stay on the model's device and are read once, at
+    the end: on a GPU an evaluation waits for the device once, not once per
+    chunk and head."""
     if weights is None:
         weights = torch.tensor([loss.weight for loss in program.losses], dtype=torch.float64)
     chunk = eval_chunk(program, replicas, model.device.type)
-    out = {}
+    sums = {}
     for name, split in splits.items():
         size = split["size"]
-        wrong = torch.zeros(replicas, len(program.losses), dtype=torch.long)
-        loss_sum = torch.zeros(replicas, len(program.losses), dtype=torch.float64)
+        wrong = torch.zeros(replicas, len(program.losses), dtype=torch.long, device=model.device)
+        loss_sum = torch.zeros(replicas, len(program.losses), dtype=torch.float64, device=model.device)
         for start in range(0, size, chunk):
             end = min(start + chunk, size)
             outputs = model.predict({n: t[:, start:end] for n, t in split["inputs"].items()})
             raw = {n: t[:, start:end] for n, t in split["raw"].items()}
             for i, loss in enumerate(program.losses):
-                wrong[:, i] += error_count(loss, outputs[loss.node], raw).cpu()
+                wrong[:, i] += error_count(loss, outputs[loss.node], raw)
             losses = model.losses(outputs, [t[:, start:end] for t in split["encoded"]])
-            loss_sum += losses.detach().cpu().to(torch.float64) * (end - start)
+            loss_sum += losses.detach().to(torch.float64) * (end - start)
+        sums[name] = (wrong, loss_sum)
+    read = torch.stack([torch.cat([w.to(torch.float64), l], dim=1) for w, l in sums.values()]).cpu()  # the one wait
+    out = {}
+    for (name, split), values in zip(splits.items(), read):
+        size, heads = split["size"], len(program.losses)
+        wrong, loss_sum = values[:, :heads], values[:, heads:]
         out[name] = {
-            "errors": (wrong.to(torch.float64) / size).tolist(),
+            "errors": (wrong / size).tolist(),
             "loss": ((loss_sum / size) * weights).sum(dim=1).tolist(),
         }
     return out
