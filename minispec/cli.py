@@ -80,9 +80,16 @@ def check(specs, smoke, data_root, overrides, include_roots):
     from minispec.data import check_sizes
     from minispec.render.summary import summary
 
-    for index, spec in enumerate(specs):
-        program = compile_file(spec, overrides, include_roots)
-        check_sizes(program.data.name, dict(program.data.options), data_root)
+    programs = _compile_each(specs, overrides, include_roots)
+    for index, (spec, program) in enumerate(programs.items()):
+        if program is None:
+            continue
+        try:
+            check_sizes(program.data.name, dict(program.data.options), data_root)
+        except MinispecError as error:
+            click.echo(error.render(), err=True)
+            programs[spec] = None
+            continue
         if index:
             click.echo()
         click.echo(summary(program))
@@ -91,6 +98,34 @@ def check(specs, smoke, data_root, overrides, include_roots):
 
             losses = smoke_test(program)
             click.echo("smoke: one forward and backward step ran; losses " + ", ".join(f"{v:.4g}" for v in losses))
+    _exit_if_any_failed(programs)
+
+
+def _compile_each(specs, overrides, include_roots) -> dict:
+    """spec -> its Program, or None where it has an error (printed, with the program's warnings)."""
+    programs = {}
+    for spec in specs:
+        try:
+            programs[spec] = compile_file(spec, overrides, include_roots)
+        except MinispecError as error:
+            click.echo(error.render(), err=True)
+            programs[spec] = None
+            continue
+        _show_warnings(programs[spec])
+    return programs
+
+
+def _show_warnings(program) -> None:
+    for warning in program.warnings:
+        click.echo(MinispecError(warning.message, warning.span, warning.hint).render(level="warning"), err=True)
+
+
+def _exit_if_any_failed(programs: dict) -> None:
+    failed = [spec for spec, program in programs.items() if program is None]
+    if failed:
+        if len(programs) > 1:
+            click.echo(f"{len(failed)} of {len(programs)} specs have errors: {', '.join(failed)}", err=True)
+        sys.exit(2)
 
 
 @main.command("compile")
@@ -445,8 +480,10 @@ def verify(specs, dtype, steps, batch, overrides, include_roots):
     from minispec.verify import format_report, verify as verify_program
 
     failed = []
-    for index, spec in enumerate(specs):
-        program = compile_file(spec, overrides, include_roots)
+    programs = _compile_each(specs, overrides, include_roots)
+    for index, (spec, program) in enumerate(programs.items()):
+        if program is None:
+            continue
         report = verify_program(program, dtype=getattr(torch, dtype), steps=steps, batch=batch)
         if index:
             click.echo()
@@ -455,6 +492,8 @@ def verify(specs, dtype, steps, batch, overrides, include_roots):
             failed.append(spec)
     if failed:
         click.echo(f"\nverify FAILED on {', '.join(failed)}", err=True)
+    _exit_if_any_failed(programs)
+    if failed:
         sys.exit(1)
 
 

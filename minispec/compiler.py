@@ -43,7 +43,7 @@ def compile_merged(merged: Merged, path: str) -> Program:
             program = passes.infer_shapes(passes.convolutionize(program))
     except RecursionError:
         raise _too_deep(path) from None
-    return program
+    return passes.lint(program)
 
 
 def _too_deep(path: str) -> MinispecError:

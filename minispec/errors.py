@@ -58,16 +58,16 @@ class MinispecError(Exception):
             self.span = span
         return self
 
-    def render(self, sources: dict[str, str] | None = None) -> str:
-        """Format as `file:line:col: error: ...`, the line, a caret and the hint.
+    def render(self, sources: dict[str, str] | None = None, level: str = "error") -> str:
+        """Format as `file:line:col: error: ...` (or `warning:`), the line, a caret and the hint.
 
         `sources` maps file names to their text; files not in it are read from disk.
         """
         lines = []
         if self.span is None:
-            lines.append(visible(f"error: {self.message}"))
+            lines.append(visible(f"{level}: {self.message}"))
         else:
-            lines.append(visible(f"{self.span}: error: {self.message}"))
+            lines.append(visible(f"{self.span}: {level}: {self.message}"))
             lines.extend(_excerpt(self.span, sources))
         for span, label in self.related:
             lines.append(visible(f"{span}: note: {label}"))

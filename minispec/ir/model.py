@@ -162,6 +162,15 @@ class Train(Frozen):
     report: str
 
 
+class Warning_(Frozen):
+    """Something a spec says that is valid but probably not meant (a double softmax, an
+    ignored option, parameters that no loss trains); shown, never fatal."""
+
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+
+
 class Program(Frozen):
     """A whole resolved spec: data, graph, losses, training."""
 
@@ -174,6 +183,7 @@ class Program(Frozen):
     losses: list[Loss]
     train: Train
     convolutionized: bool = False
+    warnings: list[Warning_] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_node_per_id(self) -> "Program":

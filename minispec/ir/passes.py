@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from minispec.errors import MinispecError
-from minispec.ir.model import GENERATED, Loss, Node, Program
+from minispec.ir.model import GENERATED, Loss, Node, Program, Warning_
 from minispec.ir.ops import OPS, shape_text
 
 
@@ -204,3 +204,43 @@ def convolutionize(program: Program) -> Program:
         nodes.insert(position + 1, Node(id=loss.node, op="flatten", inputs=[map_id], shape=[math.prod(shape)],
                                         scope=nodes[position].scope, span=nodes[position].span))
     return program.replaced(nodes=nodes, convolutionized=True)
+
+
+def lint(program: Program) -> Program:
+    """Warnings about a valid program: a softmax before cross_entropy, a threshold an argmax
+    decision ignores, parameters counted as trainable that no loss reaches."""
+    warnings = []
+    by_id = {node.id: node for node in program.nodes}
+    names = {node_id: name for name, node_id in program.names.items()}
+    for loss in program.losses:
+        producer = by_id[loss.node]
+        name = names.get(loss.node, loss.node)
+        if loss.kind == "cross_entropy" and OPS[producer.op].has("probability"):
+            warnings.append(Warning_(
+                message=f"cross_entropy applies its own softmax, but `{name}` is already the output of {producer.op}",
+                span=loss.span, hint=f"end `{name}` with its logits (drop the {producer.op}), or use nll after log_softmax"))
+        if loss.decision == "argmax" and loss.threshold != 0.5:
+            warnings.append(Warning_(
+                message=f"threshold={loss.threshold:g} is ignored: {loss.kind} on {loss.encoding} targets decides by argmax",
+                span=loss.span, hint="a threshold applies to single outputs: mse(target), mse(pm1(target)), bce(target)"))
+    reached: set[str] = set()
+    stack = [loss.node for loss in program.losses]
+    while stack:
+        node_id = stack.pop()
+        if node_id not in reached:
+            reached.add(node_id)
+            stack.extend(by_id[node_id].inputs)
+    trained = {by_id[n].weights for n in reached if by_id[n].trainable}
+    idle: dict[str, list[Node]] = {}
+    for owner in program.weight_owners:
+        if owner.trainable and owner.weights not in trained:
+            statement = owner.scope[0] if owner.scope else None
+            idle.setdefault(statement.name if statement else owner.id, []).append(owner)
+    for statement, owners in idle.items():
+        count = sum(owner.params for owner in owners)
+        scope = owners[0].scope[0] if owners[0].scope else None
+        warnings.append(Warning_(
+            message=f"`{statement}` feeds no loss: its {count:,} parameters count as trainable, but no loss trains them",
+            span=scope.span if scope else owners[0].span,
+            hint=f"give `{statement}` a loss in the loss section, or remove it"))
+    return program.model_copy(update={"warnings": [*program.warnings, *warnings]}) if warnings else program

@@ -15,9 +15,12 @@ show `(shared)` and the `Shared` column names the instance and the use.
 
 from __future__ import annotations
 
+import math
+import textwrap
 from dataclasses import dataclass
 
 from minispec.ir.model import Program
+from minispec.ir.ops import OPS
 from minispec.render.labels import (
     data_text,
     decision_text,
@@ -54,14 +57,17 @@ class SummaryRow:
     use: str | None = None
     use_index: int = 0
     uses: int = 0
+    frozen: bool = False  # `trainable=false`: its parameters count apart from the trainable ones
 
     @property
     def shared(self) -> bool:
         """True on a later use of a parameter set that an earlier row owns."""
-        return self.layer_params > 0 and self.params == 0
+        return self.layer_params > 0 and self.params == 0 and not self.frozen
 
     @property
     def params_text(self) -> str:
+        if self.frozen:
+            return f"{number(self.layer_params)} frozen"
         return "(shared)" if self.shared else number(self.params)
 
     @property
@@ -87,26 +93,31 @@ def summary_rows(program: Program) -> list[SummaryRow]:
                 use=use.label if use else None,
                 use_index=use.index if use else 0,
                 uses=use.count if use else 0,
+                frozen=bool(node.param_shapes) and not node.trainable,
             )
         )
     return rows
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _wrap(text: str, width: int, indent: str = "") -> list[str]:
+    """Lines of at most `width` columns, broken after spaces, never cut: nothing is dropped."""
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
 
 
 def _table(header: list[str], rows: list[list[str]], right: set[int], limits: list[int]) -> list[str]:
+    """Columns of at most `limits` characters; a longer cell wraps onto more lines of its row."""
     widths = [
         min(limit, max([len(header[i])] + [len(row[i]) for row in rows])) for i, limit in enumerate(limits)
     ]
     lines = []
     for row in [header, *rows]:
-        cells = []
-        for i, cell in enumerate(row):
-            cell = _fit(cell, widths[i])
-            cells.append(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]))
-        lines.append("  ".join(cells).rstrip())
+        wrapped = [_wrap(cell, widths[i]) for i, cell in enumerate(row)]
+        for depth in range(max(len(cell) for cell in wrapped)):
+            cells = []
+            for i, cell in enumerate(wrapped):
+                text = cell[depth] if depth < len(cell) else ""
+                cells.append(text.rjust(widths[i]) if i in right else text.ljust(widths[i]))
+            lines.append("  ".join(cells).rstrip())
     return lines
 
 
@@ -124,9 +135,14 @@ def summary(program: Program) -> str:
     title = f'Model "{program.name}"'
     if program.convolutionized:
         title += " (convolutionized)"
-    lines = [_fit(f"{title}  ·  {program.source}", WIDTH), "=" * width, table[0], "-" * width, *table[1:], "=" * width]
+    lines = [f"{title}  ·  {program.source}", "=" * width, table[0], "-" * width, *table[1:],
+             "=" * width]
 
     lines.append(f"Total trainable parameters: {number(program.total_params)}")
+    fixed = _fixed_values(program)
+    if fixed:
+        parts = ", ".join(f"{number(count)} {what}" for what, count in fixed.items() if count)
+        lines.append(f"Non-trainable values: {number(sum(fixed.values()))} ({parts})")
     shared_sets = {r.node: r for r in rows if r.layer_params and r.params and r.instance}
     if shared_sets:
         instances: dict[str, int] = {}
@@ -152,6 +168,17 @@ def summary(program: Program) -> str:
     data = program.data
     inputs = ", ".join(f"{name} {shape_text(shape)}" for name, shape in data.inputs.items())
     targets = ", ".join(f"{name} {shape_text(shape)}" for name, shape in data.targets.items())
-    lines.append(_fit(f"Data      {data_text(program)}: inputs {inputs}; targets {targets}", WIDTH))
-    lines.append(_fit(f"Training  {train_text(program)}", WIDTH))
+    lines += _wrap(f"Data      {data_text(program)}: inputs {inputs}; targets {targets}", WIDTH, " " * 10)
+    lines += _wrap(f"Training  {train_text(program)}", WIDTH, " " * 10)
     return "\n".join(lines) + "\n"
+
+
+def _fixed_values(program: Program) -> dict[str, int]:
+    """What training does not change, by kind: buffers (running statistics, constants) and frozen layers."""
+    kinds = {"running statistics": 0, "constant values": 0, "frozen parameters": 0}
+    for owner in program.weight_owners:
+        buffers = sum(math.prod(shape) for shape in owner.buffer_shapes.values())
+        kinds["constant values" if OPS[owner.op].has("constant") else "running statistics"] += buffers
+        if not owner.trainable:
+            kinds["frozen parameters"] += sum(math.prod(shape) for shape in owner.param_shapes.values())
+    return {kind: count for kind, count in kinds.items() if count}
