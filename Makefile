@@ -9,7 +9,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,onnx,tensorboard,notebook]'
 	touch $(STAMP)
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench fuzz
 setup: $(STAMP)
 
 # The main job: SAUX (shared extractor + auxiliary comparison head) on the
@@ -26,3 +26,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trials.py
+
+# The front end's own fuzzer, longer than CI's 1,000 mutants (SEED and COUNT
+# may be set); failing inputs are kept under tests/fuzz/regressions/.
+SEED ?= 1
+COUNT ?= 20000
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.fuzzer --count $(COUNT) --seed $(SEED) --save

@@ -121,6 +121,9 @@ def _excerpt(span: Span, sources: dict[str, str] | None) -> list[str]:
     end = span.end_column - 1 if span.end_line == span.line else len(line)
     end = max(start + 1, end)
     # Tabs are expanded and unprintable characters shown as escapes; the caret follows both.
+    if line.isprintable():  # nothing to escape or expand: the common case, and fast on long lines
+        width = min(end, max(len(line), start + 1)) - start
+        return ["    " + line, "    " + " " * start + "^" * max(width, 1)]
     shown: list[str] = []
     width = 0
     for char in line:

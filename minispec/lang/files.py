@@ -150,7 +150,8 @@ def decode(data: bytes, path: str) -> str:
     """A spec's bytes as text: UTF-8, with or without a byte-order mark. A byte
     that is not UTF-8 is an error located at its line and column."""
     if len(data) > MAX_SPEC_BYTES:
-        raise MinispecError(f"{path} is {len(data):,} bytes long; a spec may hold {MAX_SPEC_BYTES:,}",
+        raise MinispecError(f"the file is {len(data):,} bytes long; a spec may hold {MAX_SPEC_BYTES:,}",
+                            Span(file=path, line=1, column=1, end_line=1, end_column=2),
                             hint="is this really a spec file?")
     try:
         return data.decode("utf-8-sig")

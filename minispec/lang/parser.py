@@ -80,22 +80,24 @@ def _shortened(text: str) -> str:
 def _check_nesting(text: str, path: str) -> None:
     """Refuse absurd nesting before Lark's tree walk recurses into it."""
     depth = 0
-    line, column = 1, 0
-    for char in text:
-        column += 1
-        if char == "\n":
-            line, column = line + 1, 0
-        elif char in "([{":
+    for bracket in _BRACKET.finditer(text):
+        if bracket.group() in "([{":
             depth += 1
             if depth > _MAX_NESTING:
+                offset = bracket.start()
+                line = text.count("\n", 0, offset) + 1
+                column = offset - (text.rfind("\n", 0, offset) + 1) + 1
                 span = Span(file=path, line=line, column=column, end_line=line, end_column=column + 1)
                 raise MinispecError(
                     f"brackets nested more than {_MAX_NESTING} deep",
                     span,
                     hint="split the expression into named statements",
                 )
-        elif char in ")]}":
+        else:
             depth = max(depth - 1, 0)
+
+
+_BRACKET = re.compile(r"[()\[\]{}]")
 
 
 def _span_of(path: str, meta) -> Span:
