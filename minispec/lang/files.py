@@ -153,15 +153,15 @@ def decode(data: bytes, path: str) -> str:
         raise MinispecError(f"the file is {len(data):,} bytes long; a spec may hold {MAX_SPEC_BYTES:,}",
                             Span(file=path, line=1, column=1, end_line=1, end_column=2),
                             hint="is this really a spec file?")
+    body = data.removeprefix(b"\xef\xbb\xbf")
     try:
-        return data.decode("utf-8-sig")
+        return body.decode("utf-8")
     except UnicodeDecodeError as error:
-        start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-        before = normalize_newlines(data[start:error.start].decode("utf-8"))
+        before = normalize_newlines(body[:error.start].decode("utf-8"))
         line = before.count("\n") + 1
         column = len(before) - (before.rfind("\n") + 1) + 1
         raise MinispecError(
-            f"the file is not valid UTF-8: byte 0x{data[error.start]:02x} cannot be read here",
+            f"the file is not valid UTF-8: byte 0x{body[error.start]:02x} cannot be read here",
             Span(file=path, line=line, column=column, end_line=line, end_column=column + 1),
             hint="save the spec as UTF-8",
         ) from None

@@ -33,12 +33,12 @@ def seconds(path) -> float:
     return best
 
 
-@pytest.mark.parametrize(("make", "small", "large"), [(doubling, 9, 11), (chain, 500, 2000)], ids=["doubling", "chain"])
-def test_four_times_the_nodes_take_about_four_times_as_long(make, small, large, write_spec):
+@pytest.mark.parametrize(("make", "small", "large"), [(doubling, 8, 11), (chain, 500, 4000)], ids=["doubling", "chain"])
+def test_eight_times_the_nodes_take_about_eight_times_as_long(make, small, large, write_spec):
     small_path, large_path = write_spec(make(small), "small.mdl"), write_spec(make(large), "large.mdl")
-    assert len(compile_file(large_path).nodes) > 3.5 * len(compile_file(small_path).nodes)
+    assert len(compile_file(large_path).nodes) > 7 * len(compile_file(small_path).nodes)
     ratio = seconds(large_path) / seconds(small_path)
-    assert ratio < 10, f"4x the nodes took {ratio:.1f}x the CPU time (quadratic would be 16x or more)"
+    assert ratio < 24, f"8x the nodes took {ratio:.1f}x the CPU time (quadratic would be 64x or more)"
 
 
 @pytest.mark.parametrize("text", [doubling(14), doubling(40), chain(MAX_NODES + 5)], ids=["depth14", "depth40", "chain"])

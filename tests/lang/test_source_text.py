@@ -26,6 +26,13 @@ def test_a_byte_order_mark_is_accepted(tmp_path):
     assert compile_file(path).name == "a"
 
 
+def test_invalid_utf8_after_a_byte_order_mark_is_located(tmp_path):
+    path = tmp_path / "bom.mdl"
+    path.write_bytes(b"\xef\xbb\xbfspec a\n# \xe1")
+    error = error_of(path)
+    assert (error.span.line, error.span.column) == (2, 3)
+
+
 def test_invalid_utf8_is_located_at_the_bad_byte(tmp_path):
     path = tmp_path / "latin1.mdl"
     path.write_bytes(GOOD.replace("linear(4)", "linear(4) # caf\xe9").encode("latin-1"))
