@@ -71,6 +71,8 @@ class Axis:
     low: float | None = None
     high: float | None = None
     source: str = ""  # the option text, for located errors
+    spans: tuple[Span, ...] = ()  # where each value is written, when it comes from a spec's sweep section
+    key_span: Span | None = None  # and where its key is
 
     @classmethod
     def parse(cls, text: str, option: str = "--grid") -> Axis:
@@ -110,6 +112,18 @@ class Axis:
         """Rates are drawn log-uniformly: learning rates, weight decay, eps (and any positive range spanning 100x)."""
         rate = re.search(r"(^|[._])(lr|rate|learning_rate|weight_decay|wd|eps)$", self.key) is not None
         return self.low is not None and self.low > 0 and (rate or self.high / self.low >= 100)
+
+
+def declared_axes(spec: str | Path, include_roots: tuple[Path, ...] = ()) -> list[Axis]:
+    """The axes of the spec's `sweep { KEY V1, V2, ... }` section (none without one)."""
+    from minispec.lang.files import read
+    from minispec.lang.printer import format_expr
+
+    section = read(spec, include_roots).sweep
+    if section is None:
+        return []
+    return [Axis(st.key, tuple(format_expr(v) for v in st.values), source=str(st.key_span.file),
+                 spans=tuple(v.span for v in st.values), key_span=st.key_span) for st in section.statements]
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -218,8 +232,11 @@ def plan_sweep(
     grid, a sweep too large to run without `yes` (estimated before compiling its
     points), or (`vectorize=True`) keys that change shapes, which cannot train
     as one model."""
+    if not axes and sample is None:
+        axes = declared_axes(spec, include_roots)
     if not axes:
-        raise MinispecError("a sweep needs at least one --grid KEY=VALUES (or --sample N with --range KEY=LOW:HIGH)",
+        raise MinispecError("a sweep needs at least one --grid KEY=VALUES (or --sample N with --range KEY=LOW:HIGH), "
+                            "or a `sweep { KEY V1, V2, ... }` section in the spec",
                             hint="for example: minispec sweep specs/disk.mdl --grid lr=0.01,0.1,1")
     keys = [axis.key for axis in axes]
     for i, axis in enumerate(axes):
@@ -270,11 +287,16 @@ def _compile_point(spec: str | Path, run_sets: list[str], point: dict[str, str],
             setting = f"{axis.key}={point.get(axis.key)}"
             if span is None or span.file != f"--set {setting}" or not axis.values:
                 continue
+            about_key = span.column == 1  # the key itself (an unknown name), not its value
+            if axis.spans:  # from the spec's sweep section: point there
+                error.span = axis.key_span if about_key else axis.spans[axis.values.index(point[axis.key])]
+                error.message = error.message.replace(f"--set {axis.key}", f"sweep {axis.key}")
+                continue
             pieces = _split_top_level(axis.source.split(" ", 1)[1].partition("=")[2])
             which = axis.values.index(point[axis.key])
             piece = pieces[which]
             start = len(axis.key) + 1 + sum(len(v) + 1 for v in pieces[:which]) + len(piece) - len(piece.lstrip())
-            shift = start - (len(axis.key) + 1)
+            shift = 0 if about_key else start - (len(axis.key) + 1)
             error.span = span.model_copy(update={"file": axis.source, "column": span.column + shift,
                                                  "end_column": span.end_column + shift})
             error.message = error.message.replace(f"--set {axis.key}", f"--grid {axis.key}")

@@ -33,6 +33,7 @@ class Merged:
     loss: s.LossDef | None = None
     train: dict[str, s.TrainStmt] = field(default_factory=dict)
     convolutionize: s.Convolutionize | None = None
+    sweep: s.SweepDef | None = None  # what `minispec sweep SPEC` sweeps when no --grid is given
     files: list[str] = field(default_factory=list)
 
 
@@ -139,6 +140,15 @@ def _read_into(merged: Merged, path: Path, stack: list[Path], roots: tuple[Path,
                 merged.train[statement.key] = statement
         elif isinstance(item, s.Convolutionize):
             merged.convolutionize = item
+        elif isinstance(item, s.SweepDef):
+            once("sweep section", "", item.span)
+            swept: dict[str, Span] = {}
+            for statement in item.statements:
+                if statement.key in swept:
+                    raise MinispecError(f"`{statement.key}` is swept twice in this sweep section", statement.key_span,
+                                        hint=f"give all its values on one line; the first is at {swept[statement.key]}")
+                swept[statement.key] = statement.span
+            merged.sweep = item
 
 
 MAX_INCLUDE_NAME = 1024  # characters of an include's path

@@ -38,7 +38,7 @@ _TERMINAL_WORDS = {
 _MAX_NESTING = 200
 MAX_INTEGER = 2**63 - 1
 KEYWORDS = ("spec", "param", "include", "data", "block", "net", "instance", "loss", "train", "weight", "repeat",
-            "residual", "shortcut", "convolutionize", "true", "false")
+            "residual", "shortcut", "convolutionize", "sweep", "true", "false")
 
 
 @functools.lru_cache(maxsize=None)
@@ -386,3 +386,16 @@ class _ToSyntax(Transformer):
 
     def train_def(self, meta, children):
         return s.TrainDef(tuple(children), self._span(meta))
+
+    def sweep_key(self, meta, children):
+        return str(children[0]), self._span(meta)
+
+    def data_key(self, meta, children):
+        return f"data.{children[0]}", self._span(meta)
+
+    def sweep_stmt(self, meta, children):
+        (key, key_span), *values = children
+        return s.SweepStmt(key, tuple(values), self._span(meta), key_span)
+
+    def sweep_def(self, meta, children):
+        return s.SweepDef(tuple(children), self._span(meta))

@@ -93,6 +93,11 @@ def format_merged(merged: Merged, name: str) -> str:
         for statement in merged.train.values():
             lines.append(f"    {statement.key} {format_expr(statement.value)}")
         lines += ["}", ""]
+    if merged.sweep is not None:
+        lines.append("sweep {")
+        for statement in merged.sweep.statements:
+            lines.append(f"    {statement.key} {', '.join(format_expr(v) for v in statement.values)}")
+        lines += ["}", ""]
     if merged.convolutionize is not None:
         lines += ["convolutionize", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -177,7 +177,23 @@ class TrainDef:
     span: Span
 
 
-Item = Union[SpecDecl, ParamDecl, Include, DataDecl, Convolutionize, BlockDef, NetDef, LossDef, TrainDef]
+@dataclass(frozen=True)
+class SweepStmt:
+    """`lr 0.01, 0.1, 1`: a `--set` key and the values a sweep gives it."""
+
+    key: str
+    values: tuple[Expr, ...]
+    span: Span
+    key_span: Span
+
+
+@dataclass(frozen=True)
+class SweepDef:
+    statements: tuple[SweepStmt, ...]
+    span: Span
+
+
+Item = Union[SpecDecl, ParamDecl, Include, DataDecl, Convolutionize, BlockDef, NetDef, LossDef, TrainDef, SweepDef]
 
 
 @dataclass(frozen=True)

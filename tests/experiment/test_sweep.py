@@ -138,3 +138,25 @@ def test_the_sweep_command_prints_the_table(tmp_path):
     assert (out / "points").is_dir() and len(list((out / "points").iterdir())) == 2
     bad = CliRunner().invoke(main, ["sweep", str(SPEC), "--grid", "lrr=0.1"])
     assert bad.exit_code == 2 and "did you mean `lr`" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_sweep_section_in_the_spec_is_the_default_grid(tmp_path):
+    plan = plan_sweep(ROOT / "tests/experiment/specs/swept.mdl", [], trials=1, epochs=1)
+    assert plan.keys == ["lr", "optimizer", "data.train"]
+    assert len(plan.values) == 8 and plan.values[1] == {"lr": "0.05", "optimizer": "sgd(lr=0.1, momentum=0.9)",
+                                                        "data.train": "200"}
+    assert len(plan.groups) == 4  # sgd / adam and the two data sizes change the model; lr does not
+
+
+@pytest.mark.parametrize("section, message, where", [
+    ("sweep {\n  lr 0.1, abc\n}\n", "unknown name `abc`", ":5:11"),
+    ("sweep {\n  lrr 0.1, 0.2\n}\n", "sweep lrr: no parameter or setting of that name", ":5:3"),
+    ("sweep {\n  lr 0.1\n  lr 0.2\n}\n", "`lr` is swept twice", ":6:3"),
+])
+def test_mistakes_in_a_sweep_section_point_into_the_spec(section, message, where, tmp_path):
+    spec = tmp_path / "bad.mdl"
+    shutil.copy(SPEC, tmp_path / "sweepable.mdl")
+    spec.write_text('spec bad\ninclude "sweepable.mdl"\n\n' + section)
+    with pytest.raises(MinispecError, match=message) as caught:
+        plan_sweep(spec, [])
+    assert str(caught.value.span).endswith(where), str(caught.value.span)
