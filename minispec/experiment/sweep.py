@@ -399,7 +399,7 @@ def run_sweep(
                 folders[index].start(RunConfig(spec_hash=hashes[index], chunk=group.chunk,
                                                vectorized=group.vectorized, threads=summary.threads))
         pending = [(i, k) for i in range(len(folders)) for k in range(trials) if k not in folders[i].finished]
-        emit(ev.RunStarted(plan.name, out, trials, tuple(range(len(pending))),
+        emit(ev.RunStarted(plan.name, out, len(plan.values) * trials, tuple(range(len(pending))),
                            max(p.train.epochs for p in plan.programs), plan.programs[0].train.evaluate,
                            any(g.vectorized for g in groups), max(g.chunk for g in groups),
                            f"{len(plan.values)} points x {trials} trials as {len(groups)} model(s)"))
