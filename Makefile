@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,onnx,tensorboard,notebook]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,onnx,tensorboard,notebook,ray]'
 	touch $(STAMP)
 
 .PHONY: setup demo test bench fuzz
