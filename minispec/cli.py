@@ -238,6 +238,13 @@ def _run_options(command):
         click.option("--max-memory", metavar="SIZE",
                      help="Memory budget, e.g. 8GiB (default: what the device has free); runs that do not "
                           "fit are refused, vectorized trials are chunked to fit."),
+        click.option("--chunk", type=click.IntRange(min=1),
+                     help="At most this many trials vectorized together (default: as many as fit, spread over "
+                          "the Ray workers with --executor ray)."),
+        click.option("--executor", type=click.Choice(["in-process", "ray"]), default="in-process", show_default=True,
+                     help="Where the trials train: in this process, or as Ray tasks on a cluster (docs/cluster.md)."),
+        click.option("--ray-address", metavar="HOST:PORT",
+                     help="The Ray cluster to use with --executor ray (default: RAY_ADDRESS, else a local Ray)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -279,6 +286,31 @@ def _stop_status(stop: KeyboardInterrupt) -> int:
     return 128 + signal.SIGTERM if isinstance(stop, _Terminated) else 130
 
 
+def _executor(name: str, address: str | None):
+    from minispec.experiment.executors import make_executor
+
+    return make_executor(name, address)
+
+
+def _device(name: str, executor: str):
+    """The device; with Ray a CUDA device is the workers' concern, not this machine's."""
+    from minispec.backends import resolve_device
+
+    if executor == "ray" and name.startswith("cuda"):
+        import torch
+
+        return torch.device("cuda")
+    return resolve_device(name)
+
+
+def _print_workers(executor) -> None:
+    from minispec.experiment.executors import format_workers
+
+    table = format_workers(executor.workers())
+    if table:
+        click.echo(table)
+
+
 def _max_memory(text: str | None) -> int | None:
     from minispec.ir.cost import parse_bytes
 
@@ -299,8 +331,8 @@ def _max_memory(text: str | None) -> int | None:
                    "(needs the [tensorboard] extra; view with `tensorboard --logdir runs`).")
 @_set_option
 @_friendly
-def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory, out, resume, exports, logs,
-        overrides, include_roots):
+def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory, chunk, executor, ray_address, out,
+        resume, exports, logs, overrides, include_roots):
     """Train every trial of a spec and report mean ± std test error.
 
     Writes a run folder: the resolved spec and its hash, per-trial curves, final
@@ -314,8 +346,8 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
       minispec run specs/disk.mdl --backend scratch
       minispec run specs/saux.mdl --device cuda --trials 150 --epochs 100
       minispec run specs/saux.mdl --trials 2 --export onnx --log tensorboard
+      minispec run specs/saux.mdl --trials 150 --executor ray --ray-address 10.0.0.5:6379
     """
-    from minispec.backends import resolve_device
     from minispec.experiment.compare import default_run_folder
     from minispec.experiment.listeners import OnnxExport, TensorBoardLog, broadcast
     from minispec.experiment.progress import TqdmProgress
@@ -323,16 +355,17 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
     from minispec.experiment.tables import format_table, summary_table
 
     program = compile_file(spec, overrides, include_roots)
-    torch_device = resolve_device(device)
+    torch_device = _device(device, executor)
     listeners = [OnnxExport(program) if "onnx" in exports else None, TensorBoardLog() if logs else None]
     folder = out if out is not None else default_run_folder(program, backend, epochs=epochs, resume=resume)
+    workers = _executor(executor, ray_address)
     progress = TqdmProgress()
     try:
         with _signals_interrupt():
             result = run_experiment(
                 program, backend_factory=_factory(backend), trials=trials, epochs=epochs, device=torch_device,
                 out_dir=folder, data_root=data_root, resume=resume, progress=broadcast(progress, *listeners),
-                vectorize=vectorize, max_memory=_max_memory(max_memory),
+                vectorize=vectorize, chunk=chunk, max_memory=_max_memory(max_memory), executor=workers,
             )
     except KeyboardInterrupt as stop:
         progress.close()
@@ -341,7 +374,9 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
         sys.exit(_stop_status(stop))
     finally:
         progress.close()
+        workers.close()
     click.echo(format_table(summary_table([result])))
+    _print_workers(workers)
     if result.summary.trials_diverged:
         click.echo(result.summary.note)
     click.echo(f"run folder: {folder}  (curves.png, curves.csv, summary.json, weights/)")
@@ -417,8 +452,8 @@ def sweep(spec, grids, sample, ranges, trials, epochs, device, backend, data_roo
               help="Overlay plot of the test-error curves (default: <runs>/compare.png).")
 @_set_option
 @_friendly
-def compare(specs, trials, epochs, device, backend, data_root, vectorize, max_memory, also, runs_root, fresh, plot,
-            overrides, include_roots):
+def compare(specs, trials, epochs, device, backend, data_root, vectorize, max_memory, chunk, executor, ray_address,
+            also, runs_root, fresh, plot, overrides, include_roots):
     """Run several specs (or reuse their finished runs) and print one table:
     mean ± std test error of each, and Welch's t-test p-value against the first.
 
@@ -429,20 +464,21 @@ def compare(specs, trials, epochs, device, backend, data_root, vectorize, max_me
       # do the hand-written framework and PyTorch agree?
       minispec compare specs/disk.mdl --backend torch --also-backend scratch
     """
-    from minispec.backends import resolve_device
     from minispec.experiment.compare import compare as compare_runs
     from minispec.experiment.progress import TqdmProgress
 
     programs = [compile_file(spec, overrides, include_roots) for spec in specs]
+    torch_device = _device(device, executor)
+    workers = _executor(executor, ray_address)
     progress = TqdmProgress()
     try:
         with _signals_interrupt():
             comparison = compare_runs(
                 programs, backends={name: _factory(name) for name in dict.fromkeys((backend, *also))},
                 runs_root=runs_root, trials=trials, epochs=epochs,
-                device=resolve_device(device), data_root=data_root, progress=progress, vectorize=vectorize,
+                device=torch_device, data_root=data_root, progress=progress, vectorize=vectorize, chunk=chunk,
                 reuse=not fresh, plot_path=plot or Path(runs_root) / "compare.png",
-                max_memory=_max_memory(max_memory),
+                max_memory=_max_memory(max_memory), executor=workers,
             )
     except KeyboardInterrupt as stop:
         progress.close()
@@ -450,7 +486,9 @@ def compare(specs, trials, epochs, device, backend, data_root, vectorize, max_me
         sys.exit(_stop_status(stop))
     finally:
         progress.close()
+        workers.close()
     click.echo(comparison.table())
+    _print_workers(workers)
     click.echo(f"plot: {comparison.plot}")
 
 

@@ -21,6 +21,7 @@ import torch
 
 from minispec.errors import MinispecError
 from minispec.experiment import events as ev
+from minispec.experiment.executors import Executor
 from minispec.experiment.folder import RunResult, load_run, program_hash, read_hash
 from minispec.experiment.runner import BackendFactory, run_experiment, with_overrides
 from minispec.experiment.tables import TableRow, format_table, summary_table
@@ -79,6 +80,7 @@ def compare(
     backend: str = "torch",
     max_memory: int | None = None,
     metric: str = "test_error",
+    executor: Executor | None = None,
 ) -> Comparison:
     """Run (or reuse) every program, then tabulate and plot them together.
 
@@ -87,6 +89,7 @@ def compare(
     table can also answer "do the two backends agree?".
     plot_path: where the overlay goes (default `runs_root/compare.png`);
     the train curves are drawn dashed when there are at most two runs.
+    executor: where the chunks of each run train (see `run_experiment`).
     """
     if backends is None:
         backends = {backend: backend_factory}
@@ -101,7 +104,7 @@ def compare(
         results.append(
             run_experiment(resolved, backend_factory=backend_factory, device=device, out_dir=folder,
                            data_root=data_root, resume=reuse, progress=progress, vectorize=vectorize, chunk=chunk,
-                           max_memory=max_memory)
+                           max_memory=max_memory, executor=executor)
         )
     rows = summary_table(results)
     plot = None

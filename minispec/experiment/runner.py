@@ -16,8 +16,10 @@ uninterrupted run would have, bit for bit.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from itertools import groupby
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import torch
 from minispec import data as datasets
 from minispec.errors import MinispecError
 from minispec.experiment import events as ev
+from minispec.experiment.executors import Executor, InProcess
 from minispec.experiment.folder import RunFolder, RunResult
 from minispec.experiment.planning import Plan, plan_run
 from minispec.experiment.records import RunConfig
@@ -76,6 +79,7 @@ def run_experiment(
     vectorize: bool | None = None,
     chunk: int | None = None,
     max_memory: int | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Train trials 0..T-1 of `program` (T = `trials` or `program.train.trials`)
     and write the run folder `out_dir` (see `minispec.experiment.folder`).
@@ -88,6 +92,9 @@ def run_experiment(
     at a time if the backend refuses several replicas. A run whose single
     trial would not fit the memory budget, or whose files would not fit the
     disk, is refused before anything is allocated.
+    executor: where the chunks train (default `InProcess()`; a `RayExecutor`
+    spreads them over a cluster, see `minispec.experiment.executors`); this
+    process stays the one writer of the folder either way.
     Raises MinispecError for bad arguments, a folder that would be
     overwritten or that another run is writing, a spec hash that does not
     match on resume, or a resume that asks for another chunking.
@@ -99,12 +106,24 @@ def run_experiment(
         raise MinispecError(f"--chunk must be a positive whole number, got {chunk!r}", hint="for example --chunk 10")
 
     datasets.check_sizes(program.data.name, dict(program.data.options), data_root)  # before any file is written
+    executor = executor or InProcess()
     with RunFolder.open(out_dir, program, resume=resume) as folder:
         planned = folder.planned
         pending = [k for k in range(planned) if k not in folder.finished]
-        plan = plan_run(program, device, len(pending), vectorize, max_memory, folder.path, chunk)
-        threads = None if folder.config else choose_threads(train_flops(program, program.train.batch) * plan.chunk,
-                                                            device.type == "cpu")
+        count = folder.config.threads if folder.config else executor.threads or torch.get_num_threads()
+        budget = max_memory if max_memory is not None else executor.memory(device, count)
+        plan = plan_run(program, device, len(pending), vectorize, budget, folder.path, chunk)
+        slots = executor.slots(device, count)
+        if chunk is None and plan.vectorize and folder.config is None and slots > 1:  # spread over the workers
+            size = min(plan.chunk, math.ceil(len(pending) / slots))
+            plan = replace(plan, chunk=size, reason=f"vectorized, {size} trials a chunk for {slots} {executor.name} "
+                                                    f"workers")
+        threads = None
+        if folder.config is None:
+            threads = (ThreadChoice(threads=executor.threads,
+                                    reason=f"{executor.threads} CPU thread(s) per {executor.name} chunk")
+                       if executor.threads is not None
+                       else choose_threads(train_flops(program, program.train.batch) * plan.chunk, device.type == "cpu"))
         config, plan = _configure(folder.config, folder.spec_hash, plan, vectorize, chunk, folder.path, data_root,
                                   threads)
         with using_threads(config.threads):
@@ -115,35 +134,35 @@ def run_experiment(
                                  frozenset(t.data_source for t in folder.finished.values()))
             queue = list(pending)
             while queue:
-                ids = _next_chunk(queue, config.chunk)
-                work = Chunk(program, tuple(ids), folder.spec_hash, str(device), data_root, earlier)
+                chunks = [Chunk(program, tuple(ids), folder.spec_hash, str(device), data_root, earlier)
+                          for ids in _chunks(queue, config.chunk)]
                 try:
-                    finished = train_chunk(work, backend_factory, emit)
+                    for work, finished in executor.map(chunks, backend_factory, config.threads, emit):
+                        for trial in finished:
+                            record = trial.record
+                            folder.save_trial(record, trial.state)
+                            queue.remove(record.trial)
+                            emit(ev.TrialFinished(record.trial, planned, record.diverged, record.diverged_epoch,
+                                                  record.epochs_done, program.train.epochs,
+                                                  None if record.diverged or record.final is None
+                                                  else record.final.test_error,
+                                                  record.wall_time))
                 except OneReplicaOnly as error:
                     if vectorize:
                         raise MinispecError(
-                            f"this backend cannot train {len(ids)} trials as replicas of one model: {error}",
+                            f"this backend cannot train {config.chunk} trials as replicas of one model: {error}",
                             hint="run without --vectorize (one trial at a time), or choose a backend that vectorizes",
                         ) from None
                     config = config.model_copy(update={"chunk": 1, "vectorized": False})  # fall back, recorded
                     folder.start(config)
-                    continue
-                queue = queue[len(ids):]
-                for trial in finished:
-                    record = trial.record
-                    folder.save_trial(record, trial.state)
-                    emit(ev.TrialFinished(record.trial, planned, record.diverged, record.diverged_epoch,
-                                          record.epochs_done, program.train.epochs,
-                                          None if record.diverged or record.final is None else record.final.test_error,
-                                          record.wall_time))
             run = folder.finish()
     emit(ev.RunFinished(run.folder, run.summary))
     return run
 
 
-def _next_chunk(queue: list[int], size: int) -> list[int]:
-    """The first trials of `queue` that share one chunk k // size of the run's partition."""
-    return next(list(group) for _, group in groupby(queue, key=lambda k: k // size))
+def _chunks(queue: list[int], size: int) -> list[list[int]]:
+    """The trials of `queue` grouped by their chunk k // size of the run's partition."""
+    return [list(group) for _, group in groupby(queue, key=lambda k: k // size)]
 
 
 def _configure(recorded: RunConfig | None, spec_hash: str, plan: Plan, vectorize: bool | None,
