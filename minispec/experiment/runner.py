@@ -3,9 +3,10 @@
     run_experiment(program, backend_factory=..., out_dir=...) -> RunResult
 
 Orchestration only: open the folder (`RunFolder`), plan the chunks
-(`minispec.experiment.planning`), train each chunk (`train_chunk`, which
-touches no file) and hand its finished trials to the folder, which is their
-one writer. The runner never knows which backend it drives, and reports
+(`minispec.experiment.planning`), have an executor train them (`train_chunk`,
+which touches no file, in this process or on Ray workers:
+`minispec.experiment.executors`) and hand their finished trials to the
+folder, which is their one writer. The runner never knows which backend it drives, and reports
 through `progress` events, never by printing.
 
 Trials are trained in chunks 0..c-1, c..2c-1, ... of the chunk size c that
@@ -39,7 +40,6 @@ from minispec.experiment.training import (
     Provenance,
     head_names,
     main_head,
-    train_chunk,
 )
 from minispec.ir.cost import train_flops
 from minispec.ir.model import Program
