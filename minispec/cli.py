@@ -222,7 +222,7 @@ def graph(spec, output, fold, overrides, include_roots):
 
 
 def _run_options(command):
-    """Options shared by `run` and `compare`."""
+    """Options shared by `run`, `compare` and `sweep`."""
     options = [
         click.option("--trials", type=click.IntRange(min=1), help="Number of trials (default: the spec's `trials`)."),
         click.option("--epochs", type=click.IntRange(min=1), help="Epochs per trial (default: the spec's `epochs`)."),
@@ -398,8 +398,8 @@ def run(spec, trials, epochs, device, backend, data_root, vectorize, max_memory,
 @click.option("--yes", is_flag=True, help="Run a sweep even when it is very large (more than 1,000 points).")
 @_set_option
 @_friendly
-def sweep(spec, grids, sample, ranges, trials, epochs, device, backend, data_root, vectorize, max_memory, out,
-          resume, yes, overrides, include_roots):
+def sweep(spec, grids, sample, ranges, trials, epochs, device, backend, data_root, vectorize, max_memory, chunk,
+          executor, ray_address, out, resume, yes, overrides, include_roots):
     """Train every point of a grid (or of a random search) N trials each, and
     print one table: test error mean ± std per point, best/worst trial, and
     Welch's p against the best point.
@@ -415,8 +415,8 @@ def sweep(spec, grids, sample, ranges, trials, epochs, device, backend, data_roo
       minispec sweep specs/disk.mdl --grid lr=0.001,0.01,0.1 --trials 10
       minispec sweep specs/disk.mdl --grid lr=0.01,0.1 --grid momentum=0,0.9
       minispec sweep specs/disk.mdl --sample 20 --range lr=1e-4:1 --trials 5
+      minispec sweep specs/disk.mdl --grid lr=0.001,0.01,0.1 --trials 50 --executor ray
     """
-    from minispec.backends import resolve_device
     from minispec.experiment.progress import TqdmProgress
     from minispec.experiment.sweep import Axis, plan_sweep, run_sweep
 
@@ -425,18 +425,23 @@ def sweep(spec, grids, sample, ranges, trials, epochs, device, backend, data_roo
                       include_roots=include_roots, vectorize=vectorize, yes=yes)
     folder = out or Path("sweeps") / f"{plan.name}-{'-'.join(plan.keys)}"
     click.echo(f"{len(plan.values)} point(s) x {plan.trials} trial(s), as {len(plan.groups)} model(s)", err=True)
+    torch_device = _device(device, executor)
+    workers = _executor(executor, ray_address)
     progress = TqdmProgress()
     try:
-        result = run_sweep(plan, backend_factory=_factory(backend), out_dir=folder, device=resolve_device(device),
+        result = run_sweep(plan, backend_factory=_factory(backend), out_dir=folder, device=torch_device,
                            data_root=data_root, resume=resume, progress=progress, vectorize=vectorize,
-                           max_memory=_max_memory(max_memory))
+                           max_memory=_max_memory(max_memory), chunk=chunk, executor=workers)
     except KeyboardInterrupt:
         progress.close()
         click.echo(f"\ninterrupted: finished trials are saved in {folder}; go on with the same command "
                    f"and --resume --out {folder}", err=True)
         sys.exit(130)
+    finally:
+        workers.close()
     progress.close()
     click.echo(result.table())
+    _print_workers(workers)
     click.echo(f"sweep folder: {folder}  (sweep.png, sweep.csv, sweep.json, points/)")
 
 

@@ -22,6 +22,7 @@ docs/cluster.md.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import time
@@ -181,12 +182,13 @@ class RayExecutor(Executor):
         inbox = ray.remote(_Inbox).options(num_cpus=0).remote()
         task = ray.remote(_train_on_worker).options(**self._task_options(device, threads),
                                                      max_retries=self.max_retries, retry_exceptions=False)
-        running = {task.remote(chunk, backend_factory, threads, inbox): chunk for chunk in chunks}
-        done_trials: set[int] = set()
+        running = {task.remote(chunk, index, backend_factory, threads, inbox): index for index, chunk in enumerate(chunks)}
+        shown: dict[int, int] = {}  # chunk -> events forwarded; a chunk run again replays the same sequence
 
         def forward_events() -> None:
-            for event in ray.get(inbox.take.remote()):
-                if getattr(event, "trial", None) not in done_trials:  # a late event of a finished trial
+            for index, number, event in ray.get(inbox.take.remote()):
+                if index in running.values() and number >= shown.get(index, 0):
+                    shown[index] = number + 1
                     emit(event)
 
         try:
@@ -194,14 +196,14 @@ class RayExecutor(Executor):
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=EVENT_FLUSH)
                 forward_events()
                 for ref in ready:
-                    chunk = running.pop(ref)
+                    chunk = chunks[running[ref]]
                     worker, seconds, finished = self._result(ray, ref, chunk)
-                    forward_events()
+                    forward_events()  # the task handed its last events over before it returned
+                    del running[ref]
                     times = self._times.setdefault(worker, WorkerTime(worker))
                     times.chunks += 1
                     times.trials += len(finished)
                     times.seconds += seconds
-                    done_trials.update(chunk.trials)
                     yield chunk, finished
         finally:
             for ref in running:  # interrupted, or a chunk failed: stop the others
@@ -285,39 +287,40 @@ class _Inbox:
     """A Ray actor holding progress events until the driver takes them."""
 
     def __init__(self) -> None:
-        self.events: list[ev.Event] = []
+        self.events: list[tuple[int, int, ev.Event]] = []  # (chunk, number within the chunk, event)
 
-    def add(self, events: list[ev.Event]) -> None:
+    def add(self, events: list[tuple[int, int, ev.Event]]) -> None:
         self.events.extend(events)
 
-    def take(self) -> list[ev.Event]:
+    def take(self) -> list[tuple[int, int, ev.Event]]:
         events, self.events = self.events, []
         return events
 
 
-def _train_on_worker(chunk: Chunk, backend_factory: BackendFactory, threads: int, inbox) -> tuple:
-    """The Ray task: train one chunk with `threads` CPU threads; return each trial as
+def _train_on_worker(chunk: Chunk, index: int, backend_factory: BackendFactory, threads: int, inbox) -> tuple:
+    """The Ray task: train chunk `index` with `threads` CPU threads; return each trial as
     (record JSON, safetensors bytes or None for a diverged trial) with this worker's
-    name and its seconds."""
+    name and its seconds. Progress events go to `inbox` numbered in order, so the
+    driver can skip those a retried chunk sends again."""
     import ray
     from safetensors.torch import save
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
-    batch: list[ev.Event] = []
+    batch: list[tuple[int, int, ev.Event]] = []
     flushed = time.perf_counter()
 
     def emit(event: ev.Event) -> None:
         nonlocal flushed
-        batch.append(event)
+        batch.append((index, next(numbers), event))
         if time.perf_counter() - flushed >= EVENT_FLUSH:
             inbox.add.remote(list(batch))  # calls from one worker arrive in order
             batch.clear()
             flushed = time.perf_counter()
 
+    numbers = itertools.count()
     finished = train_chunk(chunk, backend_factory, emit)
-    if batch:
-        inbox.add.remote(list(batch))
+    ray.get(inbox.add.remote(list(batch)))  # all events are in before the result
     trials = [(trial.record.model_dump_json(),
                None if trial.state is None else save({k: v.detach().cpu().contiguous() for k, v in trial.state.items()}))
               for trial in finished]

@@ -54,12 +54,11 @@ class TqdmProgress:
             else:
                 self._line(head)
         elif isinstance(event, ev.TrialStarted):
-            self.done.setdefault(event.trial, 0)
+            self.done[event.trial] = 0
         elif isinstance(event, ev.EpochFinished):
-            epoch = int(round(event.epoch))
-            # a trial trained again (its Ray worker died) counts only epochs beyond those already shown
-            if not event.end_of_epoch or epoch <= self.done.get(event.trial, 0):
+            if not event.end_of_epoch:
                 return
+            epoch = int(round(event.epoch))
             self.done[event.trial] = epoch
             if self.bar is not None:
                 self.bar.update(1)

@@ -47,7 +47,8 @@ from minispec.experiment.folder import RunFolder, RunResult, _dump, _read, hashe
 from minispec.experiment.planning import plan_run
 from minispec.experiment.records import RunConfig, SweepGroup, SweepPoint, SweepSummary
 from minispec.experiment.stats import welch
-from minispec.experiment.training import BackendFactory, Chunk, OneReplicaOnly, Provenance, train_chunk
+from minispec.experiment.executors import Executor, InProcess
+from minispec.experiment.training import BackendFactory, Chunk, OneReplicaOnly, Provenance
 from minispec.ir.cost import train_flops
 from minispec.ir.model import Program
 from minispec.ir.ops import OPS
@@ -371,12 +372,16 @@ def run_sweep(
     vectorize: bool | None = None,
     max_memory: int | None = None,
     chunk: int | None = None,
+    executor: Executor | None = None,
 ) -> SweepResult:
     """Train every point's trials into `out_dir` (see the module docstring) and
     return the sweep read back. Raises MinispecError when `out_dir` holds a
     sweep and `resume` is not set, or holds another sweep. `chunk`: at most
-    this many replicas in one model (default: as many as fit `max_memory`)."""
+    this many replicas in one model (default: as many as fit `max_memory`,
+    spread over the executor's workers). `executor`: where the chunks train
+    (see `minispec.experiment.executors`); this process writes every folder."""
     device = torch.device(device)
+    executor = executor or InProcess()
     emit = progress or (lambda event: None)
     out = Path(out_dir)
     hashes = [program_hash(p) for p in plan.programs]
@@ -385,10 +390,14 @@ def run_sweep(
     folders = [RunFolder.open(out / point_folder(i, v), p, resume=True)
                for i, (v, p) in enumerate(zip(plan.values, plan.programs))]
     try:
-        groups = recorded.groups if recorded else [_plan_group(plan, members, device, vectorize, max_memory, out, chunk)
-                                                   for members in plan.groups]
-        summary = SweepSummary(spec=plan.name, keys=plan.keys, trials=trials,
-                               threads=recorded.threads if recorded else torch.get_num_threads(), groups=groups,
+        threads = recorded.threads if recorded else executor.threads or torch.get_num_threads()
+        if recorded:
+            groups = recorded.groups
+        else:
+            budget = max_memory if max_memory is not None else executor.memory(device, threads)
+            slots = executor.slots(device, threads) if chunk is None else 1
+            groups = [_plan_group(plan, members, device, vectorize, budget, out, chunk, slots) for members in plan.groups]
+        summary = SweepSummary(spec=plan.name, keys=plan.keys, trials=trials, threads=threads, groups=groups,
                                points=[SweepPoint(values=v, folder=point_folder(i, v), spec_hash=h, group=g)
                                        for g, group in enumerate(groups) for i in group.points
                                        for v, h in [(plan.values[i], hashes[i])]])
@@ -403,6 +412,7 @@ def run_sweep(
                            max(p.train.epochs for p in plan.programs), plan.programs[0].train.evaluate,
                            any(g.vectorized for g in groups), max(g.chunk for g in groups),
                            f"{len(plan.values)} points x {trials} trials as {len(groups)} model(s)"))
+        chunks, members_of = [], {}
         for group in groups:
             replicas = [(i, k) for i in group.points for k in range(trials)]
             for start in range(0, len(replicas), group.chunk):
@@ -413,12 +423,11 @@ def run_sweep(
                              str(device), data_root, _provenance(folders, members),
                              points=tuple(plan.programs[i] for i, _ in members),
                              point_hashes=tuple(hashes[i] for i, _ in members))
-                try:
-                    finished = train_chunk(work, backend_factory, emit)
-                except OneReplicaOnly as error:
-                    raise MinispecError(f"this backend cannot train {len(members)} trials as one model: {error}",
-                                        hint="sweep with --no-vectorize") from None
-                for (i, _), trial in zip(members, finished):
+                chunks.append(work)
+                members_of[id(work)] = members
+        try:
+            for work, finished in executor.map(chunks, backend_factory, threads, emit):
+                for (i, _), trial in zip(members_of[id(work)], finished):
                     if trial.record.trial not in folders[i].finished:
                         folders[i].save_trial(trial.record, trial.state)
                         record = trial.record
@@ -426,6 +435,9 @@ def run_sweep(
                                               record.epochs_done, record.epochs,
                                               None if record.diverged or record.final is None
                                               else record.final.test_error, record.wall_time))
+        except OneReplicaOnly as error:
+            raise MinispecError(f"this backend cannot train several trials as one model: {error}",
+                                hint="sweep with --no-vectorize") from None
         runs = [folder.finish() for folder in folders]
     finally:
         for folder in folders:
@@ -441,12 +453,14 @@ def run_sweep(
 
 
 def _plan_group(plan: SweepPlan, members: list[int], device: torch.device, vectorize: bool | None,
-                max_memory: int | None, out: Path, chunk: int | None) -> SweepGroup:
-    """The chunking of one group, by `run`'s rule (`plan_run`) over its G*N replicas."""
+                max_memory: int | None, out: Path, chunk: int | None, slots: int = 1) -> SweepGroup:
+    """The chunking of one group, by `run`'s rule (`plan_run`) over its G*N replicas,
+    spread over `slots` workers."""
     program = plan.programs[members[0]]
     replicas = len(members) * plan.trials
     chosen = plan_run(program, device, replicas, vectorize, max_memory, out, chunk)
-    return SweepGroup(points=members, chunk=chosen.chunk, vectorized=chosen.vectorize)
+    size = min(chosen.chunk, math.ceil(replicas / slots)) if chosen.vectorize else chosen.chunk
+    return SweepGroup(points=members, chunk=size, vectorized=chosen.vectorize)
 
 
 def _provenance(folders: list[RunFolder], members: list[tuple[int, int]]) -> Provenance:

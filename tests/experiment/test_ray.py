@@ -235,3 +235,18 @@ def test_a_ray_run_interrupted_by_the_driver_resumes_in_process_to_the_same_numb
     resumed = run_experiment(program, backend_factory=factory, out_dir=tmp_path / "disk", resume=True,
                              trials=RUNS["disk"]["trials"], epochs=RUNS["disk"]["epochs"])
     _same_run(resumed, local_runs["disk"])
+
+
+def test_a_sweep_on_ray_writes_the_in_process_sweep(head, tmp_path):
+    spec = ROOT / "specs" / "disk.mdl"
+    options = ["--grid", "lr=0.01,0.1", "--trials", "2", "--epochs", "2", "--chunk", "2"]
+    local = CliRunner().invoke(main, ["sweep", str(spec), *options, "--out", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    on_ray = CliRunner().invoke(main, ["sweep", str(spec), *options, "--out", str(tmp_path / "ray"),
+                                       "--executor", "ray", "--ray-address", head["address"]])
+    assert on_ray.exit_code == 0, on_ray.output
+    assert "127.0.0.1 pid" in on_ray.output
+    points = sorted(p.name for p in (tmp_path / "local" / "points").iterdir())
+    assert len(points) == 2 and points == sorted(p.name for p in (tmp_path / "ray" / "points").iterdir())
+    for point in points:
+        _same_run(load_run(tmp_path / "ray" / "points" / point), load_run(tmp_path / "local" / "points" / point))
