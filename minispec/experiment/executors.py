@@ -123,7 +123,7 @@ class RayExecutor(Executor):
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.max_retries = max_retries
         self.threads = threads
-        self._started_ray = False
+        self._connected = False  # whether this executor called ray.init (and so shuts it down)
         self._times: dict[str, WorkerTime] = {}
 
     def connect(self):
@@ -134,12 +134,13 @@ class RayExecutor(Executor):
         options = {"logging_level": "ERROR", "log_to_driver": False, "include_dashboard": False}
         if self.address is None:
             ray.init(address="local", **options)
-            self._started_ray = True
+            self._connected = True
             return ray
         _check_reachable(self.address)
         options.pop("include_dashboard")
         try:
             ray.init(address=self.address, **options)
+            self._connected = True
         except Exception as error:  # Ray raises ConnectionError, RuntimeError or its own types here
             raise MinispecError(f"cannot connect to the Ray cluster at {self.address}: {error}",
                                 hint="check the address (ray status on the head prints it) and that the "
@@ -231,10 +232,11 @@ class RayExecutor(Executor):
         return sorted(self._times.values(), key=lambda w: w.worker)
 
     def close(self) -> None:
-        ray = import_ray()
-        if ray.is_initialized():
-            ray.shutdown()  # disconnects from a cluster; stops the Ray this executor started
-        self._started_ray = False
+        """Disconnect from the cluster, or stop the local Ray this executor started; a Ray
+        the caller had initialized is left alone."""
+        if self._connected:
+            import_ray().shutdown()
+        self._connected = False
 
 
 def make_executor(name: str, address: str | None = None) -> Executor:
