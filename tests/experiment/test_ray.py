@@ -12,6 +12,7 @@ The tests of this module share one head, so they run in one xdist worker
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -125,6 +126,7 @@ def head():
             except ProcessLookupError:
                 pass
         log.close()
+        shutil.rmtree(temp, ignore_errors=True)
         ray_constants.ENABLE_RAY_CLUSTER = cluster_addresses
         for key, value in saved.items():
             if value is None:
