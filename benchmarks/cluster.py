@@ -123,8 +123,8 @@ def writer_cost(spec: str, trials: int, out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=8, help="trials per sweep point")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--trials", type=int, default=16, help="trials per sweep point")
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--writes", type=int, default=50, help="trials written to time the writer")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()

@@ -195,7 +195,10 @@ def test_disk_and_saux_on_two_ray_workers_equal_the_local_run_bit_for_bit(head, 
     _same_run(load_run(tmp_path / "saux"), local_runs["saux"])
 
 
-def test_a_worker_killed_mid_chunk_is_retried_and_every_trial_has_the_local_numbers(head, local_runs, tmp_path):
+def test_a_worker_killed_mid_chunk_is_retried_and_every_trial_has_the_local_numbers(head, tmp_path):
+    spec, options = ROOT / "specs" / "disk.mdl", dict(trials=4, epochs=40, chunk=2)  # chunks of seconds: time to kill
+    local = run_experiment(compile_file(spec), backend_factory=factory, out_dir=tmp_path / "local",
+                           executor=InProcess(threads=1), **options)
     killed, epochs = [], []
 
     def kill_a_worker(event):
@@ -210,14 +213,14 @@ def test_a_worker_killed_mid_chunk_is_retried_and_every_trial_has_the_local_numb
 
     executor = RayExecutor(address=head["address"], max_retries=2)
     try:
-        run = run_experiment(compile_file(ROOT / "specs" / "disk.mdl"), backend_factory=factory, out_dir=tmp_path / "ray",
-                             executor=executor, progress=kill_a_worker, **RUNS["disk"])
+        run = run_experiment(compile_file(spec), backend_factory=factory, out_dir=tmp_path / "ray",
+                             executor=executor, progress=kill_a_worker, **options)
     finally:
         executor.close()
     assert killed, "no worker was training when the first epoch was reported"
     assert [t.trial for t in run.trials] == [0, 1, 2, 3] and run.summary.complete
-    assert len(epochs) >= 4 * 8  # every epoch reported, the killed chunk's again from its start
-    _same_run(run, local_runs["disk"])
+    assert len(epochs) >= 4 * 40  # every epoch reported, the killed chunk's again from its start
+    _same_run(run, local)
 
 
 def test_a_ray_run_interrupted_by_the_driver_resumes_in_process_to_the_same_numbers(head, local_runs, tmp_path):
