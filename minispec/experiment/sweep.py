@@ -52,6 +52,7 @@ from minispec.experiment.training import BackendFactory, Chunk, OneReplicaOnly, 
 from minispec.ir.cost import train_flops
 from minispec.ir.model import Program
 from minispec.ir.ops import OPS
+from minispec.render.sweep import SweepSeries
 
 MAX_POINTS = 1000  # more points than this are refused without `yes`
 MAX_TRAINING_FLOP = 1e15  # nor more training arithmetic than this (hours on a CPU)
@@ -569,16 +570,6 @@ def sweep_csv(summary: SweepSummary) -> str:
                          num(s and s.best and s.best.test_error), num(s and s.worst and s.worst.test_error),
                          num(point.t), num(point.p_value), int(index == summary.best), point.folder])
     return buffer.getvalue()
-
-
-@dataclass(frozen=True)
-class SweepSeries:
-    """What the sweep plot draws: plain numbers, no run folders."""
-
-    keys: list[str]
-    labels: list[list[str]]  # the values of each key, in order of first appearance
-    mean: dict[tuple[str, ...], float]  # point values -> mean test error (fraction)
-    std: dict[tuple[str, ...], float]
 
 
 def sweep_series(summary: SweepSummary) -> SweepSeries:

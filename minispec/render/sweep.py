@@ -9,12 +9,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from minispec.experiment.sweep import SweepSeries
+
+@dataclass(frozen=True)
+class SweepSeries:
+    """What the sweep plot draws: plain numbers, no run folders."""
+
+    keys: list[str]
+    labels: list[list[str]]  # the values of each key, in order of first appearance
+    mean: dict[tuple[str, ...], float]  # point values -> mean test error (fraction)
+    std: dict[tuple[str, ...], float]
+
 
 
 def draw_sweep(series: SweepSeries, path: str | Path, *, title: str) -> Path:
