@@ -76,7 +76,7 @@ class Optimizer:
 
     def _grad_with_decay(self, value: torch.Tensor, grad: torch.Tensor, state: dict, weight_decay) -> torch.Tensor:
         """g + weight_decay * p, into a scratch tensor (torch's `grad.add(param, alpha=wd)`)."""
-        if _is_zero(weight_decay):
+        if _is_zero(self.weight_decay):
             return grad
         if "scratch" not in state:
             state["scratch"] = torch.empty_like(grad)
@@ -100,7 +100,7 @@ class SGD(Optimizer):
     def _update(self, value, grad, state) -> None:
         g = self._grad_with_decay(value, grad, state, self._option("weight_decay", state))
         momentum = self._option("momentum", state)
-        if not _is_zero(momentum):
+        if not _is_zero(self.momentum):
             buf = state.get("momentum_buffer")
             if buf is None:
                 state["momentum_buffer"] = buf = g.clone()
@@ -182,8 +182,10 @@ class Adadelta(Optimizer):
         _add_scaled(value, delta, self._option("lr", state), -1)
 
 
-def _is_zero(option: float | torch.Tensor) -> bool:
-    return not bool(option.any()) if isinstance(option, torch.Tensor) else option == 0
+def _is_zero(option: float | tuple[float, ...]) -> bool:
+    """On the plain option (one value, or one per replica), never its tensor: asking
+    a tensor each step would wait on the device once per step."""
+    return not any(option) if isinstance(option, tuple) else option == 0
 
 
 def _add_scaled(target: torch.Tensor, x: torch.Tensor, scale: float | torch.Tensor, sign: int) -> None:

@@ -36,6 +36,10 @@ class ReplicaOptimizer:
         first = self.params[0]
         self._options = {name: torch.tensor(values, dtype=first.dtype, device=first.device)
                          for name, values in hyper.optimizer.items()}
+        # Fixed for the run, so decided here from the plain values: asking the tensors
+        # each step would wait on the device once per step.
+        self._decays = any(v != 0 for v in hyper.optimizer.get("weight_decay", ()))
+        self._momentum = any(v != 0 for v in hyper.optimizer.get("momentum", ()))
         self._state: list[dict[str, torch.Tensor]] = [{} for _ in self.params]
         self.steps = 0
 
@@ -56,12 +60,12 @@ class ReplicaOptimizer:
             view = (-1,) + (1,) * (p.dim() - 1)
             o = {name: value.view(view) for name, value in self._options.items()}
             g = p.grad
-            if bool(self._options["weight_decay"].any()):
+            if self._decays:
                 g = g.addcmul(p, o["weight_decay"])
             getattr(self, f"_{self.kind}")(p, g, state, o)
 
     def _sgd(self, p, g, state, o) -> None:
-        if bool(self._options["momentum"].any()):
+        if self._momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
                 state["momentum_buffer"] = buf = g.clone()
