@@ -60,6 +60,8 @@ def hashed_settings(program: Program) -> dict[str, Any]:
     """What `program_hash` hashes, as nested data (to name what differs between two specs)."""
     data = program.model_dump(mode="json", exclude={"source"})
     data["train"].pop("trials", None)
+    if data["train"].get("eval_every") == 1:  # added later: folders from before keep their hash
+        data["train"].pop("eval_every")
     return _strip_spans(data)
 
 

@@ -17,7 +17,9 @@ replica's training set is shuffled by its own generator, and the batches
 (the last one may be smaller) are stepped in order. At `train.evaluate`
 evenly spaced steps of the epoch (the last at its end) every replica is
 evaluated on its full train and test sets, in chunks of
-`minispec.ir.cost.eval_chunk` samples, and a point is added to its trial.
+`minispec.ir.cost.eval_chunk` samples, and a point is added to its trial;
+with `train.eval_every` N, only at the end of every Nth epoch and of the
+trial's last (`records_after`), the train loss averaged over the steps since.
 
 A sweep's chunk gives each replica its own Program (`Chunk.points`): the
 points of one graph that differ only in values changing no shape. The backend
@@ -46,7 +48,7 @@ from minispec.experiment.records import EvalPoint, FinalPoint, TrialRecord, Tria
 from minispec.experiment.schedule import learning_rate
 from minispec.experiment.seeding import data_seed, order_seed, torch_seed
 from minispec.ir.cost import eval_chunk
-from minispec.ir.model import Program
+from minispec.ir.model import Program, Train
 from minispec.ir.ops import OPS
 from minispec.ir.targets import encode, error_count
 
@@ -242,12 +244,12 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
 
     started = time.perf_counter()
     global_step = 0
+    loss_sum = torch.zeros(R, len(program.losses), dtype=torch.float64, device=device)
+    since = torch.zeros(R, dtype=torch.float64)  # steps summed into loss_sum, per replica
     for epoch in range(train_epochs(replicas)):
         lrs = [learning_rate(r.program.train, epoch) if r.active else 0.0 for r in replicas]
         model.set_learning_rate(lrs if varied else learning_rate(train, epoch))
         order = torch.stack([torch.randperm(n_train, generator=replica.order) for replica in replicas]).to(device)
-        loss_sum = torch.zeros(R, len(program.losses), dtype=torch.float64, device=device)
-        since = 0
         for step, (start, end) in enumerate(bounds):
             index = order[:, start:end]
             inputs = {name: t[rows, index] for name, t in x_train.items()}
@@ -257,19 +259,23 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
             global_step += 1
             if step + 1 not in evaluate_after:
                 continue
-            means = (loss_sum / since).cpu()
-            totals = (means * weights).sum(dim=1)
-            loss_sum.zero_()
-            since = 0
             end_of_epoch = step + 1 == steps
+            records = [r.active and (not end_of_epoch or records_after(r.program.train, epoch + 1)) for r in replicas]
+            if not any(records):
+                continue
+            means = loss_sum.cpu() / since.unsqueeze(1)  # mean over the steps since the trial's last point
+            totals = (means * weights).sum(dim=1)
+            recorded = torch.tensor(records)
+            loss_sum[recorded.to(device)] = 0.0
+            since[recorded] = 0
             epoch_at = round(epoch + (step + 1) / steps, 6)
             finite = torch.isfinite(totals).tolist()
             errors = None
-            if any(replica.active and ok for replica, ok in zip(replicas, finite)):
+            if any(rec and ok for rec, ok in zip(records, finite)):
                 errors = evaluate(model, program, splits, R, weights)
             wall = time.perf_counter() - started
             for r, replica in enumerate(replicas):
-                if not replica.active:
+                if not records[r]:
                     continue
                 losses = {h: means[r, i].item() for i, h in enumerate(heads)}
                 common = dict(epoch=epoch_at, step=global_step, lr=lrs[r], train_loss=totals[r].item(),
@@ -300,6 +306,12 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
                 replica.state = model.state(r)
                 replica.wall_time = time.perf_counter() - started
     return time.perf_counter() - started
+
+
+def records_after(train: Train, epochs_done: int) -> bool:
+    """Whether a trial records a point at the end of epoch `epochs_done`: every
+    `eval_every` epochs, and after its last epoch."""
+    return epochs_done % train.eval_every == 0 or epochs_done == train.epochs
 
 
 def train_epochs(replicas: Sequence[Replica]) -> int:

@@ -140,7 +140,7 @@ def estimate_disk(program: Program, pending: int, planned: int | None = None) ->
     over the `planned` trials and curves.png, plus one temporary copy of the
     largest file (every file is written beside its final name, then moved)."""
     planned = planned or pending
-    points = program.train.epochs * program.train.evaluate
+    points = program.train.epochs * program.train.evaluate // program.train.eval_every + 1
     names = [loss.node + "_00" for loss in program.losses]  # a head's name, with room for `node_i`
     point = 256 + sum(3 * (len(name) + 28) for name in names)  # one evaluation point of a trial's JSON
     tensors = sum(len(owner.param_shapes) + len(owner.buffer_shapes) for owner in program.weight_owners)

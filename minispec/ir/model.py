@@ -149,7 +149,9 @@ class Init(Frozen):
 
 
 class Train(Frozen):
-    """The training schedule and the experiment protocol."""
+    """The training schedule and the experiment protocol. Evaluation points:
+    `evaluate` per epoch, or one every `eval_every` epochs (and always after the
+    last), so a run of 50,000 epochs keeps a curve of a readable size."""
 
     optimizer: Optimizer
     schedule: Schedule = Schedule()
@@ -158,6 +160,7 @@ class Train(Frozen):
     trials: int = 10
     seed: int = 0
     evaluate: int = 1
+    eval_every: int = 1
     init: Init = Init()
     report: str
 

@@ -194,7 +194,8 @@ def _check_include_name(item: s.Include) -> None:
 # --set overrides
 # --------------------------------------------------------------------------------------
 
-TRAIN_KEYS = ("optimizer", "lr", "schedule", "batch", "epochs", "trials", "seed", "evaluate", "init", "report")
+TRAIN_KEYS = ("optimizer", "lr", "schedule", "batch", "epochs", "trials", "seed", "evaluate", "eval_every", "init",
+              "report")
 
 
 def apply_overrides(merged: Merged, overrides: list[str] | tuple[str, ...]) -> Merged:

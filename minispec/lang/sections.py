@@ -222,6 +222,11 @@ def resolve_train(merged: Merged, env: dict[str, Value], names: dict[str, str], 
         raise MinispecError(f"batch {batch} is larger than the {train_size} training samples",
                             settings["batch"].value.span,
                             hint=f"use batch {train_size} for full-batch gradient descent")
+    per_epoch, eval_every = integer("evaluate", 1, 1), integer("eval_every", 1, 1)
+    if per_epoch > 1 and eval_every > 1:
+        raise MinispecError(f"evaluate {per_epoch} (points per epoch) and eval_every {eval_every} (epochs between "
+                            "points) cannot both be set", settings["eval_every"].value.span,
+                            hint="keep one: `evaluate` for several points per epoch, `eval_every` for long runs")
     return Train(
         optimizer=Optimizer(kind=kind, options=options),
         schedule=schedule,
@@ -229,7 +234,8 @@ def resolve_train(merged: Merged, env: dict[str, Value], names: dict[str, str], 
         epochs=integer("epochs", 25, 1),
         trials=integer("trials", 10, 1),
         seed=integer("seed", 0, 0),
-        evaluate=integer("evaluate", 1, 1),
+        evaluate=per_epoch,
+        eval_every=eval_every,
         init=init,
         report=report,
     )
