@@ -65,7 +65,7 @@ from minispec.experiment import run_experiment  # noqa: E402
 from minispec.experiment.planning import plan_run  # noqa: E402
 from minispec.experiment.seeding import data_seed  # noqa: E402
 from minispec.ir.cost import train_flops  # noqa: E402
-from minispec.ir.targets import encode  # noqa: E402
+from minispec.backends.targets import encode  # noqa: E402
 
 PATHS = ("plain", "torch seq", "torch vec", "scratch seq", "scratch vec")
 

@@ -7,7 +7,7 @@
 Both backends are built from the same initial state (`initial_state` with the
 generator of trial 0 of `seed`) and fed the same random batch: inputs drawn
 from a standard normal in the data set's shapes, targets random class indices
-encoded for each loss (`minispec.ir.targets.encode`). Everything runs in
+encoded for each loss (`minispec.backends.targets.encode`). Everything runs in
 training mode (BatchNorm uses batch statistics and updates its running ones;
 dropout draws its masks, each backend from a generator seeded alike, so both
 draw the same masks). Compared, tensor by tensor:
@@ -48,7 +48,7 @@ from minispec.backends.weights import initial_state, trial_generator
 from minispec.experiment.seeding import torch_seed
 from minispec.ir.cost import estimate_memory, require_memory
 from minispec.ir.model import Program
-from minispec.ir.targets import encode
+from minispec.backends.targets import encode
 
 # dtype -> (atol of the first step's outputs, losses and gradients, atol after the optimizer steps)
 DEFAULT_ATOL = {torch.float64: (1e-10, 1e-10), torch.float32: (1e-5, 1e-4)}

@@ -26,7 +26,7 @@ class TrainableModel(Protocol):
         """One optimizer step on one batch, in training mode.
 
         `targets[i]` is already encoded for `program.losses[i]` (see
-        `minispec.ir.targets.encode`). The total loss of a replica is
+        `minispec.backends.targets.encode`). The total loss of a replica is
         sum_i weight_i * loss_i. Returns the unweighted losses, [R, L], detached.
         """
         ...

@@ -341,7 +341,7 @@ class ScratchModel:
     trained as one model; default: every replica as `program` says.
 
     Inputs [R, B, *shape] (converted to `dtype` and `device`); targets as
-    `minispec.ir.targets.encode` makes them, with the replica axis: class
+    `minispec.backends.targets.encode` makes them, with the replica axis: class
     indices [R, B] long, mse / bce targets [R, B, k]. Losses [R, L].
 
     Besides the runner's interface, the pieces of a step are public, for

@@ -27,7 +27,7 @@ from minispec.experiment.folder import RunResult, load_run
 from minispec.experiment.trained import run_program, trained_model, trial_data
 from minispec.experiment.training import main_head
 from minispec.ir.model import Loss, Program
-from minispec.ir.targets import decide, select
+from minispec.backends.targets import decide, select
 
 CHUNK = 500  # pairs per predict call
 

@@ -50,7 +50,7 @@ from minispec.experiment.seeding import data_seed, order_seed, torch_seed
 from minispec.ir.cost import eval_chunk
 from minispec.ir.model import Program, Train
 from minispec.ir.ops import OPS
-from minispec.ir.targets import encode, error_count
+from minispec.backends.targets import encode, error_count
 
 
 class BackendFactory(Protocol):

@@ -8,7 +8,7 @@ from conftest import TINY, write_spec
 from minispec import data
 from minispec.experiment import compare, run_experiment
 from minispec.experiment.seeding import data_seed
-from minispec.ir.targets import error_count
+from minispec.backends.targets import error_count
 
 backends = pytest.importorskip("minispec.backends")
 

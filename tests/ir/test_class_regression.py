@@ -5,7 +5,7 @@ import torch
 
 from minispec.compiler import compile_file
 from minispec.errors import MinispecError
-from minispec.ir.targets import decide, encode, error_count
+from minispec.backends.targets import decide, encode, error_count
 
 SPEC = """\
 spec regress

@@ -109,6 +109,19 @@ def test_mdl_reflects_overrides():
     assert "include" not in text
 
 
+def test_the_front_end_and_the_ir_import_no_torch():
+    """Data flows text -> IR -> backend: no module of minispec.lang or minispec.ir loads torch."""
+    import subprocess
+    import sys
+
+    modules = sorted(f"minispec.{p.parent.name}.{p.stem}" for folder in ("lang", "ir")
+                     for p in (ROOT / "minispec" / folder).glob("*.py") if p.stem != "__init__")
+    assert "minispec.ir.ops" in modules and "minispec.lang.parser" in modules
+    code = f"import importlib, sys; [importlib.import_module(m) for m in {modules!r}]; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
 def test_checking_a_spec_does_not_load_torch():
     """`minispec check` stays well under a second: the front end never imports torch."""
     import subprocess

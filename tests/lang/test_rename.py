@@ -16,7 +16,7 @@ from minispec.backends import make_model
 from minispec.backends.smoke import random_batch
 from minispec.backends.weights import initial_state
 from minispec.compiler import compile_merged
-from minispec.ir import targets
+from minispec.backends import targets
 from minispec.lang import syntax as s
 from minispec.lang.files import read
 from tests.conftest import SPECS

@@ -7,7 +7,7 @@ import torch
 
 from minispec.backends.torch_nn import TorchModel, build_module, emit_python
 from minispec.backends.weights import initial_state
-from minispec.ir import targets as encoding
+from minispec.backends import targets as encoding
 
 from .helpers import gen, program, random_inputs, random_raw_targets
 

@@ -70,7 +70,7 @@ LOSS_FUNCTIONS = {"cross_entropy": F.cross_entropy, "nll": F.nll_loss, "mse": F.
 
 def loss_value(loss: Loss, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The mean loss of one replica's batch: output [B, k], target encoded by
-    `minispec.ir.targets.encode` ([B] long for index, [B, k] float otherwise)."""
+    `minispec.backends.targets.encode` ([B] long for index, [B, k] float otherwise)."""
     return LOSS_FUNCTIONS[loss.kind](output, _target(loss, output, target))
 
 
