@@ -113,11 +113,14 @@ def dump_trial(trial: TrialRecord) -> str:
     return header.replace('"\\u0000records"', "[\n" + lines + "\n ]" if records else "[]") + "\n"
 
 
-def _dump(model) -> str:
+def record_text(model) -> str:
+    """A typed record as the text of its file."""
     return model.model_dump_json(indent=1) + "\n"
 
 
-def _read(path: Path, model):
+def read_record(path: Path, model):
+    """The typed record in `path`; a damaged file or one of another version is a
+    MinispecError naming it, never a traceback."""
     try:
         return model.model_validate_json(path.read_bytes())
     except (OSError, ValidationError) as error:
@@ -145,7 +148,7 @@ def trial_files(folder: Path) -> dict[int, Path]:
 
 
 def read_trials(folder: Path) -> dict[int, TrialRecord]:
-    return {k: _read(path, TrialRecord) for k, path in trial_files(folder).items()}
+    return {k: read_record(path, TrialRecord) for k, path in trial_files(folder).items()}
 
 
 def holds_run(folder: Path) -> bool:
@@ -155,7 +158,7 @@ def holds_run(folder: Path) -> bool:
 
 def read_config(folder: Path) -> RunConfig | None:
     path = Path(folder) / "run.json"
-    return _read(path, RunConfig) if path.is_file() else None
+    return read_record(path, RunConfig) if path.is_file() else None
 
 
 def remove_stale_temporaries(folder: Path) -> None:
@@ -215,8 +218,8 @@ def load_run(folder: str | Path) -> RunResult:
     folder = Path(folder)
     if not (folder / "summary.json").is_file():
         raise MinispecError(f"{folder} holds no run (no summary.json)", hint="run `minispec run SPEC --out FOLDER` first")
-    summary = _read(folder / "summary.json", RunSummary)
-    program = _read(folder / "program.json", Program) if (folder / "program.json").is_file() else None
+    summary = read_record(folder / "summary.json", RunSummary)
+    program = read_record(folder / "program.json", Program) if (folder / "program.json").is_file() else None
     trials = [t for k, t in read_trials(folder).items() if k < summary.trials_planned]
     return RunResult(folder=folder, summary=summary, trials=trials, program=program)
 
@@ -272,9 +275,9 @@ class RunFolder:
         """Record the program, its hash and how the trials are trained; write a summary."""
         self._write("program.json", self.program.model_dump_json(indent=1) + "\n")
         self._write("spec_hash.txt", self.spec_hash + "\n")
-        self._write("run.json", _dump(config))
+        self._write("run.json", record_text(config))
         self.config = config
-        self._write("summary.json", _dump(self.summary()))
+        self._write("summary.json", record_text(self.summary()))
 
     def save_trial(self, record: TrialRecord, state: dict | None) -> RunSummary:
         """Write one finished trial: its weights (none when it diverged), then its
@@ -289,7 +292,7 @@ class RunFolder:
         self._write(f"{TRIALS}/{trial_name(k)}.json", dump_trial(record))
         self.finished[k] = record.header()
         summary = self.summary()
-        self._write("summary.json", _dump(summary))
+        self._write("summary.json", record_text(summary))
         return summary
 
     def summary(self) -> RunSummary:
@@ -301,7 +304,7 @@ class RunFolder:
         """Write the final summary, curves.csv and curves.png; release the lock."""
         from minispec.experiment.plots import plot_curves
 
-        self._write("summary.json", _dump(self.summary()))
+        self._write("summary.json", record_text(self.summary()))
         run = load_run(self.path)
         self._write("curves.csv", curves_csv(run.trials))
         self._guard(lambda: plot_curves([run], self.path / "curves.png"))

@@ -43,7 +43,8 @@ import torch
 from minispec.compiler import compile_file
 from minispec.errors import MinispecError, Span, remember_source
 from minispec.experiment import events as ev
-from minispec.experiment.folder import RunFolder, RunResult, _dump, _read, hashed_settings, program_hash, write_atomic
+from minispec.experiment.folder import (RunFolder, RunResult, hashed_settings, program_hash, read_record, record_text,
+                                        write_atomic)
 from minispec.experiment.planning import plan_run
 from minispec.experiment.records import RunConfig, SweepGroup, SweepPoint, SweepSummary
 from minispec.experiment.stats import welch
@@ -403,7 +404,7 @@ def run_sweep(
                                        for g, group in enumerate(groups) for i in group.points
                                        for v, h in [(plan.values[i], hashes[i])]])
         summary = summary.model_copy(update={"points": sorted(summary.points, key=lambda p: p.folder)})
-        write_atomic(out / SWEEP_FILE, _dump(summary))
+        write_atomic(out / SWEEP_FILE, record_text(summary))
         for group in groups:
             for index in group.points:
                 folders[index].start(RunConfig(spec_hash=hashes[index], chunk=group.chunk,
@@ -444,7 +445,7 @@ def run_sweep(
         for folder in folders:
             folder.close()
     summary = _with_statistics(summary, runs, plan, complete=True)
-    write_atomic(out / SWEEP_FILE, _dump(summary))
+    write_atomic(out / SWEEP_FILE, record_text(summary))
     write_atomic(out / "sweep.csv", sweep_csv(summary))
     from minispec.render.sweep import draw_sweep
 
@@ -482,7 +483,7 @@ def _open_sweep(out: Path, plan: SweepPlan, hashes: list[str], resume: bool) -> 
     if not resume:
         raise MinispecError(f"{out} already holds a sweep",
                             hint="pass --resume to go on with it, or choose another --out (nothing is ever overwritten)")
-    recorded = _read(path, SweepSummary)
+    recorded = read_record(path, SweepSummary)
     was = {p.folder: p.spec_hash for p in recorded.points}
     now = {point_folder(i, v): h for i, (v, h) in enumerate(zip(plan.values, hashes))}
     if was != now or recorded.trials != plan.trials:
@@ -517,7 +518,7 @@ def load_sweep(folder: str | Path) -> SweepResult:
     if not (folder / SWEEP_FILE).is_file():
         raise MinispecError(f"{folder} holds no sweep (no {SWEEP_FILE})",
                             hint="run `minispec sweep SPEC --grid KEY=VALUES --out FOLDER` first")
-    summary = _read(folder / SWEEP_FILE, SweepSummary)
+    summary = read_record(folder / SWEEP_FILE, SweepSummary)
     return SweepResult(folder, summary, [load_run(folder / p.folder) for p in summary.points])
 
 

@@ -20,7 +20,7 @@ from minispec.backends import make_model
 from minispec.backends.checkpoint import load_state
 from minispec.backends.base import TrainableModel
 from minispec.errors import MinispecError
-from minispec.experiment.folder import WEIGHTS, RunResult, trial_name
+from minispec.experiment.folder import WEIGHTS, RunResult, trial_name, weights_file
 from minispec.experiment.seeding import data_seed
 from minispec.ir.model import Program
 
@@ -47,7 +47,7 @@ def trained_trials(run: RunResult, trials: Sequence[int] | None = None) -> list[
     if not chosen:
         raise MinispecError(f"{run.folder} holds no trained trial", hint="run it (or resume it) first")
     for k in chosen:
-        if not (run.folder / WEIGHTS / f"{trial_name(k)}.safetensors").is_file():
+        if not weights_file(run.folder, k).is_file():
             raise MinispecError(f"{run.folder} has no weights for trial {k}",
                                 hint=f"expected {WEIGHTS}/{trial_name(k)}.safetensors")
     return sorted(chosen)
@@ -62,7 +62,7 @@ def trained_model(
     """One model whose replica r holds the final weights of trial `trials[r]`."""
     program = run_program(run)
     chosen = trained_trials(run, trials)
-    states = [load_state(run.folder / WEIGHTS / f"{trial_name(k)}.safetensors", program) for k in chosen]
+    states = [load_state(weights_file(run.folder, k), program) for k in chosen]
     return make_model(backend, program, states, device=device), chosen
 
 
