@@ -112,19 +112,27 @@ class RayExecutor(Executor):
 
     address: a cluster's `host:port` (or `ray://host:port`); None takes
     RAY_ADDRESS, and without it a local Ray is started (and stopped by
-    `close`). max_retries: how often Ray runs a chunk again whose worker
-    process died. threads: CPU threads (and Ray CPUs) per chunk on a first
-    start; a resumed run uses the count its first start recorded.
+    `close`) with `local_cpus` CPUs (None: the cores Ray counts on this
+    machine, cgroup quotas included), so at most that many one-thread
+    chunks train at once. max_retries: how
+    often Ray runs a chunk again whose worker process died. threads: CPU
+    threads (and Ray CPUs) per chunk on a first start; a resumed run uses
+    the count its first start recorded.
     """
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, max_retries: int = 3, threads: int = 1):
+    def __init__(self, address: str | None = None, max_retries: int = 3, threads: int = 1,
+                 local_cpus: int | None = None):
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.max_retries = max_retries
         self.threads = threads
+        self.local_cpus = local_cpus
         self._connected = False  # whether this executor called ray.init (and so shuts it down)
         self._times: dict[str, WorkerTime] = {}
+        self._inbox = None  # the progress actor, started by the first map and kept for the next ones
+        self._submitted = 0  # chunks submitted so far: numbers them across maps, so that the events of
+        # an earlier, interrupted map still arriving are never shown for another chunk
 
     def connect(self):
         """Connect to the cluster (or start a local Ray) once; return the ray module."""
@@ -133,7 +141,7 @@ class RayExecutor(Executor):
             return ray
         options = {"logging_level": "ERROR", "log_to_driver": False, "include_dashboard": False}
         if self.address is None:
-            ray.init(address="local", **options)
+            ray.init(address="local", num_cpus=self.local_cpus, **options)
             self._connected = True
             return ray
         _check_reachable(self.address)
@@ -147,32 +155,48 @@ class RayExecutor(Executor):
                                      "cluster runs the same Ray and Python versions") from None
         return ray
 
-    def _resources(self) -> dict[str, float]:
-        return self.connect().cluster_resources()
+    def _resources(self, device: torch.device) -> dict[str, float]:
+        """The cluster's resources; one error, at once, when a CUDA run meets a cluster without
+        GPUs (its tasks would wait for one forever)."""
+        resources = self.connect().cluster_resources()
+        if device.type == "cuda" and resources.get("GPU", 0) < 1:
+            raise MinispecError(f"the Ray cluster at {self.address or 'this machine'} has no GPU, and --device cuda "
+                                "asks one GPU for each task",
+                                hint="start its workers with GPUs (`ray start ... --num-gpus N`), "
+                                     "or run with --device cpu")
+        return resources
 
     def slots(self, device: torch.device, threads: int) -> int:
-        resources = self._resources()
+        resources = self._resources(device)
         if device.type == "cuda":
-            return max(1, int(resources.get("GPU", 0)))
+            return int(resources["GPU"])
         return max(1, int(resources.get("CPU", 1)) // max(1, threads))
 
     def memory(self, device: torch.device, threads: int) -> int | None:
         """What one task may use: a worker's free device memory (a GPU's), or its node's
         available memory shared by the tasks that run there at once."""
+        self._resources(device)
         ray = self.connect()
-        probe = ray.remote(_free_memory).options(**self._task_options(device, threads), max_retries=self.max_retries)
+        probe = ray.remote(_free_memory).options(**self.task_options(device, threads))
         try:
             free, cpus = ray.get(probe.remote(str(device)), timeout=120)
         except ray.exceptions.GetTimeoutError:
             raise MinispecError(f"the Ray cluster at {self.address or 'this machine'} ran no task within 120 s "
-                                f"(it needs {self._task_options(device, threads)} free)",
+                                f"(it needs {self.resources(device, threads)} free)",
                                 hint="check `ray status`: are workers with these resources up?") from None
         if device.type == "cuda":
             return free
         return free * threads // max(threads, cpus)
 
-    def _task_options(self, device: torch.device, threads: int) -> dict:
+    @staticmethod
+    def resources(device: torch.device, threads: int) -> dict[str, int]:
+        """What one chunk's task asks Ray for: its CPU threads, and one GPU on a CUDA device
+        (Ray then sets CUDA_VISIBLE_DEVICES, so the task sees its GPU as `cuda`)."""
         return {"num_cpus": threads, "num_gpus": 1 if device.type == "cuda" else 0}
+
+    def task_options(self, device: torch.device, threads: int) -> dict:
+        """The options of a chunk's task (and of the memory probe, which must land on the same kind of worker)."""
+        return {**self.resources(device, threads), "max_retries": self.max_retries}
 
     def map(self, chunks: Sequence[Chunk], backend_factory: BackendFactory, threads: int,
             emit: Emit) -> Iterator[tuple[Chunk, list[FinishedTrial]]]:
@@ -180,10 +204,13 @@ class RayExecutor(Executor):
             return
         ray = self.connect()
         device = torch.device(chunks[0].device)
-        inbox = ray.remote(_Inbox).options(num_cpus=0).remote()
-        task = ray.remote(_train_on_worker).options(**self._task_options(device, threads),
-                                                     max_retries=self.max_retries, retry_exceptions=False)
-        running = {task.remote(chunk, index, backend_factory, threads, inbox): index for index, chunk in enumerate(chunks)}
+        if self._inbox is None:  # one actor (one worker process) for all the runs of a compare or a sweep
+            self._inbox = ray.remote(_Inbox).options(num_cpus=0).remote()
+        inbox, first = self._inbox, self._submitted
+        self._submitted += len(chunks)
+        task = ray.remote(_train_on_worker).options(**self.task_options(device, threads), retry_exceptions=False)
+        running = {task.remote(chunk, first + i, backend_factory, threads, inbox): first + i
+                   for i, chunk in enumerate(chunks)}
         shown: dict[int, int] = {}  # chunk -> events forwarded; a chunk run again replays the same sequence
 
         def forward_events() -> None:
@@ -197,7 +224,7 @@ class RayExecutor(Executor):
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=EVENT_FLUSH)
                 forward_events()
                 for ref in ready:
-                    chunk = chunks[running[ref]]
+                    chunk = chunks[running[ref] - first]
                     worker, seconds, finished = self._result(ray, ref, chunk)
                     forward_events()  # the task handed its last events over before it returned
                     del running[ref]
@@ -209,7 +236,6 @@ class RayExecutor(Executor):
         finally:
             for ref in running:  # interrupted, or a chunk failed: stop the others
                 ray.cancel(ref, force=True)
-            ray.kill(inbox)
 
     def _result(self, ray, ref, chunk: Chunk) -> tuple[str, float, list[FinishedTrial]]:
         try:
@@ -233,9 +259,13 @@ class RayExecutor(Executor):
 
     def close(self) -> None:
         """Disconnect from the cluster, or stop the local Ray this executor started; a Ray
-        the caller had initialized is left alone."""
+        the caller had initialized is left alone (but not the progress actor)."""
+        ray = import_ray()
+        if self._inbox is not None and ray.is_initialized():
+            ray.kill(self._inbox)
+        self._inbox = None
         if self._connected:
-            import_ray().shutdown()
+            ray.shutdown()
         self._connected = False
 
 

@@ -1,6 +1,7 @@
 """The executor choice without a cluster: the default in-process executor, the
 clear errors of `--executor ray` when Ray is missing or the cluster cannot be
-reached. (Runs on a real Ray cluster: test_ray.py.)"""
+reached, and what a CUDA run asks Ray for (checked against a stand-in for
+Ray's API, as this machine has no GPU). (Runs on a real Ray cluster: test_ray.py.)"""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import sys
 import time
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from minispec.cli import main
+from minispec.errors import MinispecError
 from minispec.experiment import run_experiment
-from minispec.experiment.executors import InProcess, format_workers, WorkerTime
+from minispec.experiment.executors import InProcess, RayExecutor, WorkerTime, format_workers
+from minispec.experiment.training import Chunk
 from tests.experiment.conftest import TINY, fake_factory
 
 
@@ -72,3 +76,79 @@ def test_the_per_worker_table():
         "10.0.0.6 pid 9       1       5      15.0",
     ]
     assert format_workers([]) == ""
+
+
+class Submitted(Exception):
+    """Raised by the stand-in when a chunk's task is submitted: the request is all these tests look at."""
+
+
+class StandInRay:
+    """The part of Ray's API that `RayExecutor` calls before a chunk trains, recording
+    the options of every remote function; a cluster of `resources`, whose workers
+    report `free` bytes of memory and `cpus` cores."""
+
+    def __init__(self, resources: dict, free: int = 8 << 30, cpus: int = 16):
+        self.resources, self.free, self.cpus = resources, free, cpus
+        self.requests: dict[str, dict] = {}
+
+    def cluster_resources(self) -> dict:
+        return self.resources
+
+    def remote(self, function):
+        ray = self
+
+        class Remote:
+            def options(self, **options):
+                ray.requests[function.__name__] = options
+                return self
+
+            def remote(self, *args):
+                if function.__name__ == "_train_on_worker":
+                    raise Submitted
+                return function.__name__
+
+        return Remote()
+
+    def get(self, ref, timeout=None):
+        assert ref == "_free_memory"
+        return self.free, self.cpus
+
+
+def stand_in(monkeypatch, resources: dict, **worker) -> StandInRay:
+    ray = StandInRay(resources, **worker)
+    monkeypatch.setattr(RayExecutor, "connect", lambda self: ray)
+    return ray
+
+
+def test_a_cuda_chunk_asks_ray_for_one_gpu_and_its_threads(tiny, monkeypatch):
+    ray = stand_in(monkeypatch, {"CPU": 64.0, "GPU": 8.0})
+    executor = RayExecutor(address="10.0.0.5:6379", max_retries=2)
+    cuda = torch.device("cuda")
+    assert executor.slots(cuda, 1) == 8  # one chunk per GPU at once
+    assert executor.memory(cuda, 1) == 8 << 30  # a GPU's free memory, as a worker reports it
+    assert ray.requests["_free_memory"] == {"num_cpus": 1, "num_gpus": 1, "max_retries": 2}
+    with pytest.raises(Submitted):
+        next(executor.map([Chunk(tiny, (0, 1), "hash", device="cuda")], None, 1, lambda event: None))
+    assert ray.requests["_train_on_worker"] == {"num_cpus": 1, "num_gpus": 1, "max_retries": 2,
+                                                "retry_exceptions": False}
+
+
+def test_a_cpu_chunk_asks_ray_for_its_threads_and_no_gpu(tiny, monkeypatch):
+    ray = stand_in(monkeypatch, {"CPU": 8.0}, free=12 << 30, cpus=8)
+    executor = RayExecutor(address="10.0.0.5:6379")
+    cpu = torch.device("cpu")
+    assert executor.slots(cpu, 2) == 4  # 8 CPUs, 2 threads a chunk
+    assert executor.memory(cpu, 2) == 3 << 30  # the node's memory shared by its 4 chunks at once
+    with pytest.raises(Submitted):
+        next(executor.map([Chunk(tiny, (0, 1), "hash")], None, 2, lambda event: None))
+    assert ray.requests["_train_on_worker"] == {"num_cpus": 2, "num_gpus": 0, "max_retries": 3,
+                                                "retry_exceptions": False}
+
+
+def test_a_cuda_run_on_a_cluster_without_gpus_is_one_error_at_once(monkeypatch):
+    ray = stand_in(monkeypatch, {"CPU": 64.0})
+    executor = RayExecutor(address="10.0.0.5:6379")
+    for ask in (executor.slots, executor.memory):
+        with pytest.raises(MinispecError, match=r"the Ray cluster at 10.0.0.5:6379 has no GPU, and --device cuda"):
+            ask(torch.device("cuda"), 1)
+    assert ray.requests == {}  # nothing was submitted that would wait for a GPU

@@ -1,12 +1,13 @@
 """`--executor ray` on a real Ray cluster: a head with two worker processes on
-127.0.0.1, started and stopped here.
+127.0.0.1, started and stopped here; and a local Ray that minispec starts itself.
 
 Every run on Ray is compared with the same run in this process (one CPU
 thread, the same chunks), which it must equal bit for bit: records, weights
 files, summaries. One test kills a worker process in the middle of its chunk
 (Ray runs the chunk again); one interrupts the driver and resumes in process.
-The tests of this module share one head, so they run in one xdist worker
-(`xdist_group`); the head is stopped by the fixture's teardown, also on failure.
+The tests of this module start Ray processes, so they run one after the other
+in one xdist worker (`xdist_group`); the head is stopped by the fixture's
+teardown, also on failure, and no test leaves a Ray process behind.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from minispec.cli import main
 from minispec.compiler import compile_file
 from minispec.experiment import events as ev
 from minispec.experiment import load_run, run_experiment
+from minispec.experiment.compare import compare
 from minispec.experiment.executors import InProcess, RayExecutor
+from minispec.experiment.tables import format_table, summary_table
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pytestmark = pytest.mark.xdist_group("ray")
@@ -170,6 +173,54 @@ def _same_run(ray_run, local_run) -> None:
     assert (Path(ray_run.folder) / "run.json").read_text() == (Path(local_run.folder) / "run.json").read_text()
 
 
+def _leftovers(before: set[int], wait: float = 15.0) -> list[int]:
+    """Processes below this one that were not there `before`, once they had `wait` seconds to end."""
+    deadline = time.monotonic() + wait
+    while True:
+        alive = [pid for pid in _descendants(os.getpid()) if pid not in before and Path(f"/proc/{pid}").exists()
+                 and (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def test_without_an_address_minispec_starts_a_local_ray_of_bounded_cpus_and_stops_it(local_runs, tmp_path,
+                                                                                      monkeypatch):
+    """Neither an address nor RAY_ADDRESS: a local Ray with `local_cpus` CPUs, started by the
+    run and stopped by `close`, leaving no process behind; the run equals the local one."""
+    assert not ray.is_initialized()
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # no token in ~/.ray, no token mode left in this process
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's session files (short socket paths)
+    monkeypatch.setenv("RAY_TMPDIR", temp)
+    before = set(_descendants(os.getpid()))
+    seen = {}
+
+    def look(event):
+        if isinstance(event, ev.RunStarted):
+            seen["plan"] = event.plan
+        if isinstance(event, ev.EpochFinished) and "cpus" not in seen:
+            seen["cpus"] = ray.cluster_resources().get("CPU")
+            seen["processes"] = len(_descendants(os.getpid()))
+
+    executor = RayExecutor(local_cpus=2)
+    try:
+        run = run_experiment(compile_file(ROOT / "specs" / "disk.mdl"), backend_factory=factory,
+                             out_dir=tmp_path / "disk", executor=executor, progress=look,
+                             trials=RUNS["disk"]["trials"], epochs=RUNS["disk"]["epochs"])  # no --chunk: 2 slots
+    finally:
+        executor.close()
+        leftovers = _leftovers(before)
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+    assert seen["cpus"] == 2.0 and "2 trials a chunk for 2 ray workers" in seen["plan"]
+    assert seen["processes"] > 0  # Ray ran below this process...
+    assert leftovers == [] and not ray.is_initialized()  # ...and is gone
+    assert sorted(w.trials for w in executor.workers()) == [2, 2]
+    _same_run(run, local_runs["disk"])
+
+
 def test_disk_and_saux_on_two_ray_workers_equal_the_local_run_bit_for_bit(head, local_runs, tmp_path, monkeypatch):
     executor = RayExecutor(address=head["address"])
     events = []
@@ -255,3 +306,35 @@ def test_a_sweep_on_ray_writes_the_in_process_sweep(head, tmp_path):
     assert len(points) == 2 and points == sorted(p.name for p in (tmp_path / "ray" / "points").iterdir())
     for point in points:
         _same_run(load_run(tmp_path / "ray" / "points" / point), load_run(tmp_path / "local" / "points" / point))
+
+
+def test_compare_on_ray_writes_the_folders_and_table_of_compare_in_process(head, tmp_path):
+    specs = [ROOT / "specs" / "disk.mdl", ROOT / "specs" / "disk_sigmoid.mdl"]
+    local = compare([compile_file(spec) for spec in specs], backend_factory=factory, runs_root=tmp_path / "local",
+                    trials=4, epochs=4, chunk=2, executor=InProcess(threads=1))
+    result = CliRunner().invoke(main, ["compare", *map(str, specs), "--trials", "4", "--epochs", "4", "--chunk", "2",
+                                       "--runs", str(tmp_path / "ray"), "--executor", "ray",
+                                       "--ray-address", head["address"]])
+    assert result.exit_code == 0, result.output
+    on_ray = [load_run(tmp_path / "ray" / Path(run.folder).name) for run in local.results]
+    for ours, theirs in zip(on_ray, local.results):
+        _same_run(ours, theirs)
+    table = summary_table(on_ray)
+    assert format_table(table) in result.output  # what was printed is the table of these folders
+    untimed = {"wall_time", "folder"}
+    assert [row.model_dump(exclude=untimed) for row in table] == [row.model_dump(exclude=untimed) for row in local.rows]
+    assert local.rows[1].p_value is not None  # the Welch test was computed, and is the same
+    assert (tmp_path / "ray" / "compare.png").stat().st_size > 0
+
+
+def test_device_cuda_on_a_cluster_without_gpus_is_one_error_naming_it_in_seconds(head, tmp_path):
+    """The driver needs no CUDA of its own: the error comes from the cluster's resources."""
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["run", str(ROOT / "specs" / "disk.mdl"), "--trials", "2", "--epochs", "1",
+                                       "--device", "cuda", "--executor", "ray", "--ray-address", head["address"],
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: the Ray cluster at {head['address']} has no GPU, and --device cuda asks "
+                                    "one GPU for each task")
+    assert "hint:" in result.output and "Traceback" not in result.output
+    assert time.monotonic() - started < 30
