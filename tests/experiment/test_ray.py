@@ -293,6 +293,26 @@ def test_a_ray_run_interrupted_by_the_driver_resumes_in_process_to_the_same_numb
     _same_run(resumed, local_runs["disk"])
 
 
+def test_a_run_interrupted_in_process_resumes_on_ray_to_the_same_numbers(head, local_runs, tmp_path):
+    def interrupt_after_a_chunk(event):
+        if isinstance(event, ev.TrialFinished) and event.trial == 1:
+            raise KeyboardInterrupt
+
+    program = compile_file(ROOT / "specs" / "disk.mdl")
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(program, backend_factory=factory, out_dir=tmp_path / "disk", executor=InProcess(threads=1),
+                       progress=interrupt_after_a_chunk, **RUNS["disk"])
+    assert len(list((tmp_path / "disk" / "trials").glob("*.json"))) == 2
+    executor = RayExecutor(address=head["address"])
+    try:
+        resumed = run_experiment(program, backend_factory=factory, out_dir=tmp_path / "disk", resume=True,
+                                 executor=executor, trials=RUNS["disk"]["trials"], epochs=RUNS["disk"]["epochs"])
+    finally:
+        executor.close()
+    assert [w.trials for w in executor.workers()] == [2]  # only the missing chunk went to Ray
+    _same_run(resumed, local_runs["disk"])
+
+
 def test_a_sweep_on_ray_writes_the_in_process_sweep(head, tmp_path):
     spec = ROOT / "specs" / "disk.mdl"
     options = ["--grid", "lr=0.01,0.1", "--trials", "2", "--epochs", "2", "--chunk", "2"]
