@@ -133,6 +133,17 @@ def test_a_cuda_chunk_asks_ray_for_one_gpu_and_its_threads(tiny, monkeypatch):
                                                 "retry_exceptions": False}
 
 
+def test_a_cuda_run_on_ray_reaches_its_tasks_without_a_gpu_on_the_driver(tiny, monkeypatch, tmp_path):
+    """The runner plans a CUDA run on Ray from the cluster's answers alone: the driver needs no GPU."""
+    ray = stand_in(monkeypatch, {"CPU": 64.0, "GPU": 8.0})
+    events = []
+    with pytest.raises(Submitted):
+        run_experiment(tiny, backend_factory=fake_factory(), out_dir=tmp_path / "run", trials=16, device="cuda",
+                       executor=RayExecutor(address="10.0.0.5:6379"), progress=events.append)
+    assert ray.requests["_train_on_worker"]["num_gpus"] == 1
+    assert events[0].chunk == 2 and "2 trials a chunk for 8 ray workers" in events[0].plan  # 16 trials, 8 GPUs
+
+
 def test_a_cpu_chunk_asks_ray_for_its_threads_and_no_gpu(tiny, monkeypatch):
     ray = stand_in(monkeypatch, {"CPU": 8.0}, free=12 << 30, cpus=8)
     executor = RayExecutor(address="10.0.0.5:6379")
