@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import torch
 
 from minispec import data as datasets
+from minispec.allocator import keep_freed_memory
 from minispec.backends.base import TrainableModel
 from minispec.backends.replicas import ReplicaHyper
 from minispec.backends.weights import initial_state, trial_generator, trial_seed
@@ -160,6 +161,7 @@ def train_chunk(chunk: Chunk, backend_factory: BackendFactory,
     Raises OneReplicaOnly when the backend refuses R > 1 replicas, and
     MinispecError when the chunk's data source or backend differ from `chunk.earlier`."""
     emit = emit or (lambda event: None)
+    keep_freed_memory()  # a process-wide setting: no page faults for each new tensor (minispec.allocator)
     program, ids, device = chunk.program, list(chunk.trials), torch.device(chunk.device)
     replicas = [Replica(k, p, torch.Generator(device="cpu").manual_seed(order_seed(p.train.seed, k)))
                 for k, p in zip(ids, chunk.replica_programs())]
@@ -239,7 +241,6 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
     bounds = batch_bounds(n_train, train.batch, uses_batch_statistics(program))
     steps = len(bounds)
     evaluate_after = sorted({max(1, round((j + 1) * steps / train.evaluate)) for j in range(train.evaluate)})
-    rows = torch.arange(R, device=device).unsqueeze(1)
     x_train, enc_train = splits["train"]["inputs"], splits["train"]["encoded"]
 
     started = time.perf_counter()
@@ -252,8 +253,8 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
         order = torch.stack([torch.randperm(n_train, generator=replica.order) for replica in replicas]).to(device)
         for step, (start, end) in enumerate(bounds):
             index = order[:, start:end]
-            inputs = {name: t[rows, index] for name, t in x_train.items()}
-            targets = [t[rows, index] for t in enc_train]
+            inputs = {name: take(t, index) for name, t in x_train.items()}
+            targets = [take(t, index) for t in enc_train]
             loss_sum += model.train_step(inputs, targets).detach().to(torch.float64)
             since += 1
             global_step += 1
@@ -312,6 +313,14 @@ def records_after(train: Train, epochs_done: int) -> bool:
     """Whether a trial records a point at the end of epoch `epochs_done`: every
     `eval_every` epochs, and after its last epoch."""
     return epochs_done % train.eval_every == 0 or epochs_done == train.epochs
+
+
+def take(samples: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Each replica's own samples: out[r, i] = samples[r, index[r, i]] (samples [R, N, ...], index [R, B]).
+
+    One `gather`: several times faster than indexing with a [R, 1] row tensor beside `index`."""
+    index = index.view(*index.shape, *[1] * (samples.dim() - 2)).expand(*index.shape, *samples.shape[2:])
+    return samples.gather(1, index)
 
 
 def train_epochs(replicas: Sequence[Replica]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from minispec import kernels
 from minispec.scratch.module import Module
 
 
@@ -56,19 +57,21 @@ class LeakyReLU(Module):
 class Tanh(Module):
     """Input: [R, B, ...]   Output: same
 
-    forward:  y = tanh(x)
+    forward:  y = tanh(x) = 2 sigmoid(2x) - 1
     backward: dL/dx = g * (1 - y^2)
+
+    Both through `minispec.kernels` (the sigmoid form is several times faster
+    than torch.tanh on the CPU; the backward is one fused pass).
     """
 
     _cache = ("_y",)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._y = torch.tanh(x)
+        self._y = kernels.tanh(x)
         return self._y
 
     def backward(self, grad: torch.Tensor) -> torch.Tensor:
-        y = self._y
-        return grad * (1 - y * y)
+        return kernels.tanh_backward(grad, self._y)
 
 
 class Sigmoid(Module):

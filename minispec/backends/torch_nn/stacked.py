@@ -10,6 +10,8 @@ too, `[R, B, *node.shape]`; each layer computes all replicas in one call:
     batchnorm    F.batch_norm over R*C channels      running statistics are views of [R, C] buffers
     pooling      over the R*B images
     dropout      replica k's mask from generator k   (`minispec.masks`, as a lone trial draws it)
+    tanh         2 sigmoid(2x) - 1                    (`minispec.kernels`; torch.tanh is several times slower
+                                                       on the CPU, where R replicas' activations are large)
 
 Replica k of the module therefore computes what `GraphModule` computes from
 replica k's weights, and autograd gives replica k's slice of a parameter the
@@ -32,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minispec import kernels
 from minispec.backends.replicas import PerReplica
 from minispec.backends.torch_nn.module import LOWERING, Layout, ProgramModule
 from minispec.ir.model import Node, Program
@@ -114,6 +117,24 @@ class StackedBatchNorm(nn.Module):
         return _split_channels(y, x.shape[0])
 
 
+class Tanh(torch.autograd.Function):
+    """tanh through the sigmoid (`minispec.kernels`), its backward from the output in one pass.
+
+    Equal to torch.tanh up to float rounding; `GraphModule` (one replica, the
+    reference that emitted code equals bit for bit) keeps torch.tanh."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = kernels.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return kernels.tanh_backward(grad, y)
+
+
 def _stacked_conv2d(node: Node, layout: Layout) -> nn.Module:
     out_channels, in_channels, kh, kw = node.param_shapes["weight"]
     return StackedConv2d(layout.replicas, in_channels, out_channels, (kh, kw), pair(node.attrs["stride"]),
@@ -134,6 +155,7 @@ STACKED_LOWERING: dict[str, Callable] = {
     "conv2d": _stacked_conv2d,
     "batchnorm1d": _stacked_batchnorm,
     "batchnorm2d": _stacked_batchnorm,
+    "tanh": lambda node, layout: Tanh.apply,
 }
 
 
