@@ -603,8 +603,9 @@ def eval_command(target, weights, backend, device, data_root, trial, overrides, 
 @_friendly
 def study(study_file, only, tiny, runs_root, device):
     """Run every table of a study file (a list of comparisons: specs, overrides,
-    trials), reusing finished runs, and print each table under the `minispec
-    compare` command that makes it. docs/results.md is made by studies/*.toml.
+    trials; or sweeps: a spec and a grid), reusing finished runs, and print
+    each table under the `minispec compare` (or `sweep`) command that makes
+    it. docs/results.md is made by studies/*.toml.
 
     \b
     Examples:
@@ -630,10 +631,10 @@ def study(study_file, only, tiny, runs_root, device):
     for outcome in outcomes:
         click.echo(f"\n## {outcome.table.name}" + (f": {outcome.table.title}" if outcome.table.title else ""))
         click.echo(f"$ {outcome.command}")
-        click.echo(outcome.comparison.table())
+        click.echo(outcome.text())
         if outcome.readings:
             click.echo(format_readings(outcome.readings))
-        for path in [outcome.comparison.plot, *outcome.decisions]:
+        for path in outcome.plots:
             click.echo(f"plot: {path}")
 
 

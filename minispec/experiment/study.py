@@ -23,8 +23,16 @@ table is one `minispec compare` of some specs with the same overrides:
     decision = "docs/img/decision_{spec}.png"  # also draw each run's decision map (`minispec plot decision`),
                                            # its first 4 trials; {spec} is the spec's name
 
+A table with a `grid` is a `minispec sweep` of its one spec instead (into the
+folder <runs>/<name>; `plot` is then the sweep's figure):
+
+    [[table]]
+    name = "seed001_sweep"
+    specs = ["specs/disk_seed001.mdl"]
+    grid = ["lr=0.05,0.1,0.5"]             # --grid KEY=VALUES (repeatable: a second key makes a heatmap)
+
 Paths are relative to the folder the command runs in (the repository root
-for the shipped studies). A table's runs are reused when finished, resumed
+for the shipped studies). A table's runs (and sweeps) are reused when finished, resumed
 when partial, so running a study again trains nothing new. `tiny=True`
 (what CI runs) trains 1 trial of 1 epoch per spec under another runs root
 and draws nothing into docs/.
@@ -39,7 +47,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 try:
     import tomllib
@@ -52,6 +60,7 @@ from minispec.experiment import events as ev
 from minispec.experiment.compare import Comparison, compare
 from minispec.experiment.readings import RunReadings, read_run
 from minispec.experiment.runner import BackendFactory
+from minispec.experiment.sweep import Axis, SweepResult, plan_sweep, run_sweep, sweep_series
 
 Backend = Literal["torch", "scratch"]
 DECISION_PANELS = 4  # trials drawn in a study's decision map
@@ -73,6 +82,13 @@ class StudyTable(BaseModel):
     plot: str | None = None
     readings: bool = False
     decision: str | None = None
+    grid: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_spec_per_sweep(self) -> "StudyTable":
+        if self.grid and (len(self.specs) != 1 or self.also_backend or self.readings or self.decision):
+            raise ValueError("a table with a `grid` sweeps one spec on one backend (no also_backend, readings, decision)")
+        return self
 
 
 class Study(BaseModel):
@@ -108,31 +124,43 @@ def load_study(path: str | Path) -> Study:
 
 
 def command_line(table: StudyTable, runs: str, plot: str) -> str:
-    """The `minispec compare` command that makes this table's rows."""
-    words = ["minispec", "compare", *table.specs]
+    """The `minispec compare` (with a grid, `minispec sweep`) command that makes this table's rows."""
+    words = ["minispec", "sweep" if table.grid else "compare", *table.specs]
     if table.backend != "torch":
         words += ["--backend", table.backend]
     for backend in table.also_backend:
         words += ["--also-backend", backend]
+    for axis in table.grid:
+        words += ["--grid", axis]
     if table.trials is not None:
         words += ["--trials", str(table.trials)]
     if table.epochs is not None:
         words += ["--epochs", str(table.epochs)]
     for override in table.overrides:
         words += ["--set", override]
-    words += ["--runs", runs, "--plot", plot]
+    words += ["--out", str(Path(runs) / table.name)] if table.grid else ["--runs", runs, "--plot", plot]
     return shlex.join(words)
 
 
 @dataclass
 class TableOutcome:
-    """What one table produced: its command, the comparison, and the extra readings asked for."""
+    """What one table produced: its command, the comparison (or the sweep), and the extra readings asked for."""
 
     table: StudyTable
     command: str
-    comparison: Comparison
+    comparison: Comparison | None
+    sweep: SweepResult | None = None
+    sweep_plot: Path | None = None  # the sweep's figure, drawn where the table's `plot` says
     readings: list[RunReadings] = field(default_factory=list)
     decisions: list[Path] = field(default_factory=list)
+
+    def text(self) -> str:
+        """The table as printed by `compare` (or `sweep`)."""
+        return self.sweep.table() if self.sweep else self.comparison.table()
+
+    @property
+    def plots(self) -> list[Path]:
+        return [self.sweep_plot if self.sweep else self.comparison.plot, *self.decisions]
 
 
 def run_study(
@@ -157,6 +185,9 @@ def run_study(
             continue
         trials, epochs = (1, 1) if tiny else (table.trials, table.epochs)
         plot = str(Path(runs) / f"{table.name}.png") if tiny or table.plot is None else table.plot
+        if table.grid:
+            outcomes.append(_sweep_table(table, runs, plot, backends[table.backend], trials, epochs, device, progress))
+            continue
         programs = [compile_file(spec, table.overrides) for spec in table.specs]
         comparison = compare(
             programs, backends={name: backends[name] for name in dict.fromkeys((table.backend, *table.also_backend))},
@@ -178,3 +209,17 @@ def run_study(
         outcomes.append(outcome)
     return outcomes
 
+
+def _sweep_table(table: StudyTable, runs: str, plot: str, backend: BackendFactory, trials: int | None,
+                 epochs: int | None, device: str | torch.device,
+                 progress: Callable[[ev.Event], None] | None) -> TableOutcome:
+    """A grid table: the sweep into <runs>/<name> (resumed, or reused when finished), its figure drawn at `plot`."""
+    from minispec.render.sweep import draw_sweep
+
+    plan = plan_sweep(table.specs[0], [Axis.parse(axis) for axis in table.grid], trials=trials, epochs=epochs,
+                      overrides=table.overrides)
+    result = run_sweep(plan, backend_factory=backend, out_dir=Path(runs) / table.name, device=device, resume=True,
+                       progress=progress)
+    title = table.title or f"{plan.name}: test error per point"
+    path = draw_sweep(sweep_series(result.summary), plot, title=f"{title} ({plan.trials} trials each)")
+    return TableOutcome(table, command_line(table, runs, plot), None, sweep=result, sweep_plot=path)

@@ -64,7 +64,7 @@ def test_every_shipped_study_runs_tiny(path, tmp_path, monkeypatch):
     result = invoke("study", path, "--tiny", "--runs", tmp_path)
     assert result.exit_code == 0, result.output
     study = load_study(path)
-    assert result.output.count("$ minispec compare") == len(study.tables)
+    assert result.output.count("$ minispec compare") + result.output.count("$ minispec sweep") == len(study.tables)
     # tiny draws into the runs root, never into docs/
     assert {p: p.stat().st_mtime_ns for p in (ROOT / "docs").rglob("*.png")} == pictures
     for table in study.tables:
@@ -94,11 +94,37 @@ def test_a_study_runs_once_then_reuses_its_runs(tmp_path, monkeypatch):
     assert by_hand.exit_code == 0 and table.split()[:4] == by_hand.output.strip().splitlines()[2].split()[:4]
 
 
+def test_a_grid_table_is_a_sweep_run_once_then_reused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny_disk.mdl").write_text(SPEC)
+    (tmp_path / "s.toml").write_text('title = "sweep"\nruns = "runs"\n[[table]]\nname = "rates"\n'
+                                     'specs = ["tiny_disk.mdl"]\nbackend = "scratch"\ngrid = ["lr=0.1,1.0"]\n'
+                                     'trials = 2\nplot = "img/rates.png"\n')
+    first = invoke("study", "s.toml")
+    assert first.exit_code == 0, first.output
+    line = "$ minispec sweep tiny_disk.mdl --backend scratch --grid lr=0.1,1.0 --trials 2 --out runs/rates"
+    assert line in first.output and "plot: img/rates.png" in first.output
+    assert (tmp_path / "img/rates.png").is_file() and (tmp_path / "runs/rates/sweep.json").is_file()
+    trials = sorted((tmp_path / "runs/rates").glob("points/*/trials/*.json"))
+    assert len(trials) == 4
+    stamps = [p.stat().st_mtime_ns for p in trials]
+    again = invoke("study", "s.toml")
+    assert again.exit_code == 0 and [p.stat().st_mtime_ns for p in trials] == stamps
+    # the printed command makes the same table (into a fresh folder)
+    def rows(output):
+        return [l.split()[:4] for l in output.splitlines() if l.split()[:1] in (["0.1"], ["1.0"])]
+
+    by_hand = invoke(*line.split()[2:-1], "runs/by_hand")
+    assert by_hand.exit_code == 0, by_hand.output
+    assert len(rows(first.output)) == 2 and rows(by_hand.output) == rows(first.output)
+
+
 @pytest.mark.parametrize("text, message", [
     ('title = "x"\n[[table]]\nname = "a"\n', "specs"),
     ('title = "x"\n[[table]]\nname = "a"\nspecs = ["s.mdl"]\ntrails = 3\n', "trails"),
     ('title = "x"\n[[table]\n', "not a valid TOML"),
     ('title = "x"\n[[table]]\nname = "a"\nspecs = ["s"]\n[[table]]\nname = "a"\nspecs = ["s"]\n', "repeated: a"),
+    ('title = "x"\n[[table]]\nname = "a"\nspecs = ["s", "t"]\ngrid = ["lr=1,2"]\n', "sweeps one spec"),
 ])
 def test_mistakes_in_a_study_file_are_one_message(tmp_path, text, message):
     (tmp_path / "bad.toml").write_text(text)
