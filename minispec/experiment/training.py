@@ -271,6 +271,7 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
             since[recorded] = 0
             epoch_at = round(epoch + (step + 1) / steps, 6)
             finite = torch.isfinite(totals).tolist()
+            mean_values, total_values = means.tolist(), totals.tolist()  # Python floats, read once
             errors = None
             if any(rec and ok for rec, ok in zip(records, finite)):
                 errors = evaluate(model, program, splits, R, weights)
@@ -278,8 +279,8 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
             for r, replica in enumerate(replicas):
                 if not records[r]:
                     continue
-                losses = {h: means[r, i].item() for i, h in enumerate(heads)}
-                common = dict(epoch=epoch_at, step=global_step, lr=lrs[r], train_loss=totals[r].item(),
+                losses = dict(zip(heads, mean_values[r]))
+                common = dict(epoch=epoch_at, step=global_step, lr=lrs[r], train_loss=total_values[r],
                               losses=losses, wall_time=wall)
                 if not finite[r]:
                     replica.active = False

@@ -4,7 +4,7 @@ import pytest
 
 from minispec.compiler import compile_file
 from minispec.errors import MinispecError
-from minispec.ir.cost import EVAL_FLOATS, activation_floats, estimate_memory, eval_chunk, forward_flops, parse_bytes
+from minispec.ir.cost import EVAL_CALL_SAMPLES, EVAL_FLOATS, activation_floats, estimate_memory, eval_chunk, forward_flops, parse_bytes
 from tests.conftest import ROOT
 
 
@@ -44,7 +44,9 @@ def test_parse_bytes_refuses_nonsense(text):
 
 def test_evaluation_chunks_keep_one_call_under_the_budget():
     disk, saux = compile_file(ROOT / "specs/disk.mdl"), compile_file(ROOT / "specs/saux.mdl")
-    assert eval_chunk(disk, 1) == eval_chunk(disk, 50) == 1000  # small activations: 1000 samples a call
+    # small activations: 500 samples a call on a CPU (they stay in the caches), 1000 on a GPU
+    assert eval_chunk(disk, 1) == eval_chunk(disk, 50) == EVAL_CALL_SAMPLES["cpu"] == 500
+    assert eval_chunk(disk, 50, "cuda") == 1000
     per_sample = activation_floats(saux)
     assert eval_chunk(saux, 1) == EVAL_FLOATS["cpu"] // per_sample
     eight = eval_chunk(saux, 8)
