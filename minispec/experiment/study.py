@@ -220,6 +220,6 @@ def _sweep_table(table: StudyTable, runs: str, plot: str, backend: BackendFactor
                       overrides=table.overrides)
     result = run_sweep(plan, backend_factory=backend, out_dir=Path(runs) / table.name, device=device, resume=True,
                        progress=progress)
-    title = table.title or f"{plan.name}: test error per point"
-    path = draw_sweep(sweep_series(result.summary), plot, title=f"{title} ({plan.trials} trials each)")
+    path = draw_sweep(sweep_series(result.summary), plot,
+                      title=f"{plan.name}: test error per point ({plan.trials} trials each)")
     return TableOutcome(table, command_line(table, runs, plot), None, sweep=result, sweep_plot=path)
