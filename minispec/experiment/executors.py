@@ -114,10 +114,10 @@ class RayExecutor(Executor):
     RAY_ADDRESS, and without it a local Ray is started (and stopped by
     `close`) with `local_cpus` CPUs (None: the cores Ray counts on this
     machine, cgroup quotas included), so at most that many one-thread
-    chunks train at once. max_retries: how
-    often Ray runs a chunk again whose worker process died. threads: CPU
-    threads (and Ray CPUs) per chunk on a first start; a resumed run uses
-    the count its first start recorded.
+    chunks train at once. max_retries: how often Ray runs a chunk again
+    whose worker process died. threads: CPU threads (and Ray CPUs) per
+    chunk on a first start; a resumed run uses the count its first start
+    recorded.
     """
 
     name = "ray"
