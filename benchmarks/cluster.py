@@ -1,6 +1,6 @@
 """One sweep in process, on 1 and on 2 Ray worker processes, and what the driver's single writer costs.
 
-    .venv/bin/python benchmarks/cluster.py --out bench-cluster.json      # the figures of docs/cluster.md
+    .venv/bin/python benchmarks/cluster.py --epochs 480 --out bench-cluster.json   # docs/cluster.md's figures
     .venv/bin/python benchmarks/cluster.py --trials 4 --epochs 5         # a quick look
 
 The sweep: specs/disk.mdl (the 2-25-25-25-1 Tanh MLP on 1000 generated
@@ -171,7 +171,7 @@ def writer_cost(spec: str, trials: int, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=16, help="trials per sweep point")
-    parser.add_argument("--epochs", type=int, default=480)
+    parser.add_argument("--epochs", type=int, default=1200, help="480: the figures of docs/cluster.md")
     parser.add_argument("--chunk", type=int, help="replicas per chunk (default: half of the 4 x T replicas)")
     parser.add_argument("--writes", type=int, default=50, help="trials written to time the writer alone")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
