@@ -42,6 +42,7 @@ from minispec import data as datasets
 from minispec.allocator import keep_freed_memory
 from minispec.backends.base import TrainableModel
 from minispec.backends.replicas import ReplicaHyper
+from minispec.backends.targets import encode, error_count
 from minispec.backends.weights import initial_state, trial_generator, trial_seed
 from minispec.errors import MinispecError
 from minispec.experiment import events as ev
@@ -51,7 +52,6 @@ from minispec.experiment.seeding import data_seed, order_seed, torch_seed
 from minispec.ir.cost import eval_chunk
 from minispec.ir.model import Program, Train
 from minispec.ir.ops import OPS
-from minispec.backends.targets import encode, error_count
 
 
 class BackendFactory(Protocol):
@@ -246,7 +246,7 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
     started = time.perf_counter()
     global_step = 0
     loss_sum = torch.zeros(R, len(program.losses), dtype=torch.float64, device=device)
-    since = torch.zeros(R, dtype=torch.float64)  # steps summed into loss_sum, per replica
+    last_point = [0] * R  # the global step of each replica's last point: loss_sum holds the steps since
     for epoch in range(train_epochs(replicas)):
         lrs = [learning_rate(r.program.train, epoch) if r.active else 0.0 for r in replicas]
         model.set_learning_rate(lrs if varied else learning_rate(train, epoch))
@@ -256,7 +256,6 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
             inputs = {name: take(t, index) for name, t in x_train.items()}
             targets = [take(t, index) for t in enc_train]
             loss_sum += model.train_step(inputs, targets).detach().to(torch.float64)
-            since += 1
             global_step += 1
             if step + 1 not in evaluate_after:
                 continue
@@ -264,11 +263,11 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
             records = [r.active and (not end_of_epoch or records_after(r.program.train, epoch + 1)) for r in replicas]
             if not any(records):
                 continue
+            since = torch.tensor([global_step - last for last in last_point], dtype=torch.float64)
             means = loss_sum.cpu() / since.unsqueeze(1)  # mean over the steps since the trial's last point
             totals = (means * weights).sum(dim=1)
-            recorded = torch.tensor(records)
-            loss_sum[recorded.to(device)] = 0.0
-            since[recorded] = 0
+            loss_sum[torch.tensor(records, device=device)] = 0.0
+            last_point = [global_step if rec else last for rec, last in zip(records, last_point)]
             epoch_at = round(epoch + (step + 1) / steps, 6)
             finite = torch.isfinite(totals).tolist()
             mean_values, total_values = means.tolist(), totals.tolist()  # Python floats, read once
