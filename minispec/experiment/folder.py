@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from minispec.errors import MinispecError
 from minispec.experiment.records import RunConfig, RunSummary, TrialRecord, summarize
-from minispec.ir.model import Program
+from minispec.ir.model import Program, without_spans
 from minispec.outputs import make_folder, output_path, reason
 
 TRIALS = "trials"
@@ -62,19 +62,11 @@ def hashed_settings(program: Program) -> dict[str, Any]:
     data["train"].pop("trials", None)
     if data["train"].get("eval_every") == 1:  # added later: folders from before keep their hash
         data["train"].pop("eval_every")
-    return _strip_spans(data)
+    return without_spans(data)
 
 
 def _hashed_text(program: Program) -> str:
     return json.dumps(hashed_settings(program), sort_keys=True, separators=(",", ":"))
-
-
-def _strip_spans(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_spans(v) for k, v in value.items() if k != "span"}
-    if isinstance(value, list):
-        return [_strip_spans(v) for v in value]
-    return value
 
 
 def trial_name(trial: int) -> str:

@@ -248,3 +248,13 @@ class Program(Frozen):
     def outputs(self) -> list[str]:
         """Nodes a model must return: the loss nodes, main output first, without repeats."""
         return list(dict.fromkeys(loss.node for loss in self.losses))
+
+
+def without_spans(value):
+    """Dumped IR data without its source positions: what two compilations of one
+    spec from different files, or with other line breaks, have in common."""
+    if isinstance(value, dict):
+        return {k: without_spans(v) for k, v in value.items() if k != "span"}
+    if isinstance(value, list):
+        return [without_spans(v) for v in value]
+    return value

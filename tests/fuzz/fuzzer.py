@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minispec.errors import MinispecError, normalize_newlines
+from minispec.ir.model import without_spans
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.mdl")) + sorted((ROOT / "specs" / "lib").glob("*.mdl"))
@@ -246,14 +247,7 @@ def _deep_checks(program, path: Path) -> None:
 
 def strip_places(program) -> dict:
     """The IR without source positions and file names."""
-    def clean(value):
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if k != "span"}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    return clean(program.model_dump(exclude={"source", "name"}))
+    return without_spans(program.model_dump(exclude={"source", "name"}))
 
 
 @dataclass

@@ -3,7 +3,7 @@
 import pytest
 
 from minispec.compiler import compile_file
-from minispec.ir.model import Program
+from minispec.ir.model import Program, without_spans
 from minispec.lang.printer import format_merged
 from minispec.lang.files import apply_overrides, read
 from tests.conftest import ROOT, SPECS
@@ -11,16 +11,7 @@ from tests.conftest import ROOT, SPECS
 
 def strip_places(program: Program) -> dict:
     """The IR without source positions, to compare programs compiled from different files."""
-    data = program.model_dump(exclude={"source"})
-
-    def clean(value):
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if k != "span"}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    return clean(data)
+    return without_spans(program.model_dump(exclude={"source"}))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
