@@ -43,12 +43,12 @@ from dataclasses import dataclass, field
 import torch
 
 from minispec.backends.scratch_graph import ScratchModel
+from minispec.backends.targets import encode
 from minispec.backends.torch_nn import TorchModel
 from minispec.backends.weights import initial_state, trial_generator
 from minispec.experiment.seeding import torch_seed
 from minispec.ir.cost import estimate_memory, require_memory
 from minispec.ir.model import Program
-from minispec.backends.targets import encode
 
 # dtype -> (atol of the first step's outputs, losses and gradients, atol after the optimizer steps)
 DEFAULT_ATOL = {torch.float64: (1e-10, 1e-10), torch.float32: (1e-5, 1e-4)}

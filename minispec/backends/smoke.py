@@ -7,10 +7,9 @@ import math
 
 import torch
 
-from minispec.backends import make_model
+from minispec.backends import make_model, targets
 from minispec.backends.weights import initial_state
 from minispec.errors import MinispecError
-from minispec.backends import targets
 from minispec.ir.cost import estimate_memory, require_memory
 from minispec.ir.model import Program
 

@@ -18,12 +18,12 @@ from collections.abc import Sequence
 
 import torch
 
+from minispec.backends.targets import decide
 from minispec.errors import MinispecError
 from minispec.experiment.folder import RunResult
 from minispec.experiment.trained import run_program, trained_model, trial_data
 from minispec.experiment.training import main_head
 from minispec.ir.model import Loss, Program
-from minispec.backends.targets import decide
 from minispec.render.decision import DecisionMap
 
 RESOLUTION = 100

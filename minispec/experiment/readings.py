@@ -21,13 +21,13 @@ from pathlib import Path
 import torch
 
 from minispec import data as datasets
+from minispec.backends.targets import decide, select
 from minispec.errors import MinispecError
 from minispec.experiment import stats
 from minispec.experiment.folder import RunResult, load_run
 from minispec.experiment.trained import run_program, trained_model, trial_data
 from minispec.experiment.training import main_head
 from minispec.ir.model import Loss, Program
-from minispec.backends.targets import decide, select
 
 CHUNK = 500  # pairs per predict call
 

@@ -6,9 +6,9 @@ from safetensors.torch import load_file
 
 from conftest import TINY, write_spec
 from minispec import data
+from minispec.backends.targets import error_count
 from minispec.experiment import compare, run_experiment
 from minispec.experiment.seeding import data_seed
-from minispec.backends.targets import error_count
 
 backends = pytest.importorskip("minispec.backends")
 

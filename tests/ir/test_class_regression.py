@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from minispec.backends.targets import decide, encode, error_count
 from minispec.compiler import compile_file
 from minispec.errors import MinispecError
-from minispec.backends.targets import decide, encode, error_count
 
 SPEC = """\
 spec regress

@@ -12,11 +12,10 @@ import dataclasses
 import pytest
 import torch
 
-from minispec.backends import make_model
+from minispec.backends import make_model, targets
 from minispec.backends.smoke import random_batch
 from minispec.backends.weights import initial_state
 from minispec.compiler import compile_merged
-from minispec.backends import targets
 from minispec.lang import syntax as s
 from minispec.lang.files import read
 from tests.conftest import SPECS

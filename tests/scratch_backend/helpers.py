@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
+from minispec.backends.targets import encode
 from minispec.backends.weights import initial_state, trial_generator
 from minispec.compiler import compile_file
 from minispec.ir.model import Program
-from minispec.backends.targets import encode
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.mdl"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from minispec.backends import targets as encoding
 from minispec.backends.torch_nn import TorchModel, build_module, emit_python
 from minispec.backends.weights import initial_state
-from minispec.backends import targets as encoding
 
 from .helpers import gen, program, random_inputs, random_raw_targets
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from minispec.backends import targets as encoding
 from minispec.backends.torch_nn import TorchModel
 from minispec.backends.torch_nn.model import make_optimizer
 from minispec.backends.weights import initial_state
 from minispec.compiler import compile_file
-from minispec.backends import targets as encoding
 
 from .helpers import CourseWSN, canonical, gen, program, random_inputs, random_raw_targets
 

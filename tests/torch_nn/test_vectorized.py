@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from minispec.backends import targets as encoding
 from minispec.backends.torch_nn import TorchModel
 from minispec.backends.torch_nn.vectorized import VectorizedTorchModel
 from minispec.backends.weights import initial_state
-from minispec.backends import targets as encoding
 
 from .helpers import gen, program, random_inputs, random_raw_targets
 
