@@ -14,7 +14,7 @@ import click
 
 from minispec.compiler import compile_file
 from minispec.errors import MinispecError
-from minispec.threads import prefer_passive_waits
+from minispec.threads import bound_idle_spin
 
 SET_HELP = "Override a spec parameter or setting, e.g. --set epochs=5 --set lr=0.1 (repeatable)."
 
@@ -57,7 +57,7 @@ def main():
       minispec compile specs/saux.mdl --emit ir
       minispec examples my-specs            copy the shipped specs out to edit
     """
-    prefer_passive_waits()  # before any command imports torch
+    bound_idle_spin()  # before any command imports torch
 
 
 @main.command()

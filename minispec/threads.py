@@ -1,18 +1,23 @@
-"""How many CPU threads the tensor kernels of a run use, and how idle ones wait.
+"""How many CPU threads the tensor kernels of a run use, and how long idle ones spin.
 
-PyTorch starts one intra-op thread per core, and by default an idle pool
-thread spins for a while before it sleeps. With another busy process on the
-machine that is the worst case for small kernels: every kernel ends at a
-barrier where the thread that finished first spins on a core while the one
-it waits for is queued behind the other process, so a step costs scheduler
-time slices instead of microseconds (disk, 2 cores, one busy process: 4x to
-10x slower with two threads than with one; see docs/performance.md). Two
-settings, both here:
+PyTorch starts one intra-op thread per core. Between two kernels an idle
+OpenMP thread spins for a while (libgomp: 300,000 turns) before it sleeps.
+With another busy process on the machine that is the worst case for small
+kernels: every kernel ends at a barrier where the thread that finished first
+spins on a core while the one it waits for is queued behind the other
+process, so a step costs scheduler time slices instead of microseconds
+(disk, 2 cores, two busy processes: 5x slower with two threads than on a
+quiet machine; see docs/performance.md). Sleeping at once
+(`OMP_WAIT_POLICY=PASSIVE`) is no cure: waking a sleeping thread costs more
+than a small kernel, and on a quiet virtual machine it made the same run
+2x slower. Two settings, both here:
 
-- `prefer_passive_waits()`: idle pool threads sleep at once instead of
-  spinning (`OMP_WAIT_POLICY=PASSIVE`), so a waiting thread gives its core
-  back. OpenMP reads it once, when torch is imported, so the CLI calls this
-  before anything imports torch; it never overrides a value the user set.
+- `bound_idle_spin()`: idle pool threads spin for SPIN_COUNT turns (about
+  the gap between two kernels of a step) and then sleep (`GOMP_SPINCOUNT`),
+  so a quiet machine keeps its speed and a waiting thread soon gives a
+  contended core back. OpenMP reads it once, when torch is imported, so the
+  CLI calls this before anything imports torch; it never overrides a policy
+  or count the user set.
 - `choose_threads(...)`: a run's thread count, chosen once before training
   from the cores this process may use, the cores other processes keep busy
   (a 0.1 s look at /proc/stat), and the size of a training step:
@@ -25,7 +30,8 @@ settings, both here:
 Which count is chosen can change float rounding: kernels that split a sum
 between threads (convolutions, BatchNorm statistics, large matmuls) add in
 another order. The count is therefore chosen once per run and recorded with
-it, and a resumed run uses the recorded count.
+it, and a resumed run uses the recorded count. The spin bound changes no
+number, only when a waiting thread sleeps.
 """
 
 from __future__ import annotations
@@ -36,18 +42,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-WAIT_POLICY = "OMP_WAIT_POLICY"
+WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+SPIN_COUNT = "2000"  # turns (a few microseconds) an idle libgomp thread spins before it sleeps
 USER_COUNTS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 SMALL_STEP_FLOPS = 2e6  # below this, a step of all replicas gains nothing from a second thread
 PROBE_SECONDS = 0.1
 
 
-def prefer_passive_waits(environ: dict[str, str] | None = None) -> None:
-    """Make idle OpenMP threads sleep instead of spin, unless the user chose a policy.
+def bound_idle_spin(environ: dict[str, str] | None = None) -> None:
+    """Make idle OpenMP threads sleep after a short spin, unless the user chose a wait setting.
 
     Effective only before torch is imported (OpenMP reads it at start-up)."""
     env = os.environ if environ is None else environ
-    env.setdefault(WAIT_POLICY, "PASSIVE")
+    if not any(env.get(name) for name in WAIT_SETTINGS):
+        env["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from minispec import threads
 from minispec.backends import make_model
 from minispec.compiler import compile_file
 from minispec.experiment import run_experiment
-from minispec.threads import SMALL_STEP_FLOPS, choose_threads, prefer_passive_waits, using_threads
+from minispec.threads import SMALL_STEP_FLOPS, bound_idle_spin, choose_threads, using_threads
 from tests.conftest import ROOT
 
 BIG = 100 * SMALL_STEP_FLOPS
@@ -24,13 +24,14 @@ def no_user_counts(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_passive_waits_are_set_unless_the_user_chose():
+def test_idle_spin_is_bounded_unless_the_user_chose():
     env = {}
-    prefer_passive_waits(env)
-    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
-    env = {"OMP_WAIT_POLICY": "ACTIVE"}
-    prefer_passive_waits(env)
-    assert env == {"OMP_WAIT_POLICY": "ACTIVE"}
+    bound_idle_spin(env)
+    assert env == {"GOMP_SPINCOUNT": threads.SPIN_COUNT}
+    for setting in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "infinite"}):
+        env = dict(setting)
+        bound_idle_spin(env)
+        assert env == setting
 
 
 @pytest.mark.parametrize(("busy", "cores", "default", "expected"), [
