@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -9,6 +12,7 @@ from minispec.backends import targets as encoding
 from minispec.backends.torch_nn import TorchModel
 from minispec.backends.torch_nn.vectorized import VectorizedTorchModel
 from minispec.backends.weights import initial_state
+from tests.conftest import ROOT
 
 from .helpers import gen, program, random_inputs, random_raw_targets
 
@@ -137,7 +141,25 @@ def test_state_and_load_state_touch_one_replica():
 def test_optimizer_holds_stacked_parameters():
     p = program("caux")
     model = VectorizedTorchModel(p, [initial_state(p, gen(k)) for k in range(4)])
-    shapes = [tuple(t.shape) for group in model.optimizer.param_groups for t in group["params"]]
+    shapes = [tuple(t.shape) for t in model.optimizer.params]
     assert shapes[0] == (4, 32, 1, 3, 3)
     assert sum(t.numel() for t in model.module.parameters()) == 4 * p.total_params
-    assert type(model.optimizer) is torch.optim.SGD and model.optimizer.param_groups[0]["momentum"] == 0.9
+    assert model.optimizer.kind == "sgd" and torch.equal(model.optimizer.options["momentum"], torch.full((4,), 0.9))
+
+
+def test_training_never_imports_torch_dynamo():
+    """torch.optim's first optimizer imports torch._dynamo, about 2 s at every start of
+    a `minispec run`: the vectorized model steps with its own optimizer instead."""
+    code = """
+import sys, torch
+from minispec.backends import make_model
+from minispec.backends.weights import initial_state
+from minispec.compiler import compile_file
+for optimizer in ("sgd(lr=0.1, momentum=0.9)", "adam(lr=0.01)", "adadelta"):
+    p = compile_file("specs/disk.mdl", [f"optimizer={optimizer}"])
+    model = make_model("torch", p, [initial_state(p, torch.Generator().manual_seed(k)) for k in range(2)])
+    model.train_step({"x": torch.randn(2, 4, 2)}, [torch.rand(2, 4, 1)])
+print("torch._dynamo" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -124,15 +124,14 @@ class TorchReplicas:
             raise IndexError(f"replica {replica} out of range: this model holds {self.replicas}")
 
     def set_learning_rate(self, lr: float | list[float]) -> None:
-        """One learning rate, or one per replica (a model built with per-replica `hyper`)."""
+        """One learning rate, or one per replica (the vectorized model's optimizer takes both)."""
+        if hasattr(self.optimizer, "set_learning_rate"):
+            self.optimizer.set_learning_rate(lr)
+            return
         if not isinstance(lr, (int, float)):
-            if hasattr(self.optimizer, "set_learning_rate"):
-                self.optimizer.set_learning_rate(lr)
-                return
             lr = collapse(lr)
             if isinstance(lr, tuple):
-                raise ValueError("this model has one optimizer for every replica: build it with `hyper` "
-                                 "whose learning rates differ to set one per replica")
+                raise ValueError("this model has one optimizer for every replica: one learning rate only")
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 

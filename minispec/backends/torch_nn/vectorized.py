@@ -1,4 +1,4 @@
-"""R replicas of one Program trained at once: one stacked module, autograd, torch.optim.
+"""R replicas of one Program trained at once: one stacked module, autograd, one update rule.
 
 `VectorizedTorchModel` holds the `StackedGraphModule` of the Program
 (`minispec.backends.torch_nn.stacked`): every parameter and buffer is one
@@ -8,7 +8,8 @@ batch. The replicas never mix:
   * the total loss is sum_k sum_i weight_i * loss_ki, so the gradient of
     replica k's slice is the gradient of replica k's own loss;
   * SGD, Adam and Adadelta update every element from its own gradient and
-    state only, so one optimizer over the stacked tensors is R optimizers;
+    state only, so one optimizer over the stacked tensors is R optimizers
+    (`ReplicaOptimizer`: torch.optim's rules, each option a tensor [R]);
   * BatchNorm keeps running statistics per replica (a shared instance moves
     them twice per forward, as in the one-replica model);
   * replica k's dropout masks come from generator k (the runner's
@@ -19,9 +20,8 @@ up to floating-point reassociation in the batched kernels.
 
 A sweep's points of one graph train as one model too: `hyper`
 (`minispec.backends.replicas`) gives each replica its own optimizer options,
-loss weights and dropout probabilities. Then, when options or learning rates
-differ, the update is `ReplicaOptimizer` (torch.optim's rules with an option
-tensor per replica) instead of the fused torch.optim one.
+loss weights and dropout probabilities; without it every replica has the
+program's.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from minispec.backends.replicas import ReplicaHyper
-from minispec.backends.torch_nn.model import TorchReplicas, loss_values, make_optimizer
+from minispec.backends.torch_nn.model import TorchReplicas, loss_values
 from minispec.backends.torch_nn.replica_optim import ReplicaOptimizer
 from minispec.backends.torch_nn.stacked import StackedGraphModule
 from minispec.ir.model import Program
@@ -67,11 +67,10 @@ class VectorizedTorchModel(TorchReplicas):
             for name, tensor in stacked.items():
                 tensor.copy_(torch.stack([state[name] for state in states]))
         self.module.to(self.device)
-        if hyper is None or hyper.uniform_optimizer:
-            self.optimizer = make_optimizer(program.train.optimizer, self.module.parameters())
-        else:
-            self.optimizer = ReplicaOptimizer(program.train.optimizer.kind, self.module.parameters(), hyper)
-        if hyper is not None and not hyper.uniform_loss_weights:
+        if hyper is None:
+            hyper = ReplicaHyper.of([program] * len(states))
+        self.optimizer = ReplicaOptimizer(program.train.optimizer.kind, self.module.parameters(), hyper)
+        if not hyper.uniform_loss_weights:
             self._weights = torch.tensor(hyper.loss_weights, dtype=dtype, device=self.device)  # [R, L]
 
     # -- TrainableModel ------------------------------------------------------------
