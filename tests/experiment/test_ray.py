@@ -247,7 +247,7 @@ def test_disk_and_saux_on_two_ray_workers_equal_the_local_run_bit_for_bit(head, 
 
 
 def test_a_worker_killed_mid_chunk_is_retried_and_every_trial_has_the_local_numbers(head, tmp_path):
-    spec, options = ROOT / "specs" / "disk.mdl", dict(trials=4, epochs=40, chunk=2)  # chunks of seconds: time to kill
+    spec, options = ROOT / "specs" / "disk.mdl", dict(trials=4, epochs=200, chunk=2)  # chunks of seconds: time to kill
     local = run_experiment(compile_file(spec), backend_factory=factory, out_dir=tmp_path / "local",
                            executor=InProcess(threads=1), **options)
     killed, epochs = [], []
