@@ -20,6 +20,7 @@ def test_tanh_through_the_sigmoid_is_tanh(dtype, atol):
     torch.testing.assert_close(y, torch.tanh(x), rtol=0, atol=atol)
     assert torch.equal(x, before)  # the input is left alone
     assert y.abs().max() <= 1 and torch.equal(y[-4:-2], torch.zeros(2, dtype=dtype))
+    assert torch.equal(y, torch.mul(x, 2).sigmoid_().mul_(2).sub_(1))  # 2s - 1 in one pass: the same floats
 
 
 def test_tanh_backward_is_the_derivative():
