@@ -318,9 +318,12 @@ def records_after(train: Train, epochs_done: int) -> bool:
 def take(samples: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Each replica's own samples: out[r, i] = samples[r, index[r, i]] (samples [R, N, ...], index [R, B]).
 
-    One `gather`: several times faster than indexing with a [R, 1] row tensor beside `index`."""
-    index = index.view(*index.shape, *[1] * (samples.dim() - 2)).expand(*index.shape, *samples.shape[2:])
-    return samples.gather(1, index)
+    One `index_select` of whole samples from the [R*N, ...] view: several times
+    faster than indexing with a [R, 1] row tensor beside `index`, and than a
+    `gather` of every float for samples of hundreds of floats (a pair of digits)."""
+    replicas, n = samples.shape[:2]
+    rows = (index + torch.arange(replicas, device=index.device).unsqueeze(1) * n).reshape(-1)
+    return samples.reshape(replicas * n, *samples.shape[2:]).index_select(0, rows).view(*index.shape, *samples.shape[2:])
 
 
 def train_epochs(replicas: Sequence[Replica]) -> int:
