@@ -17,10 +17,10 @@ each measurement. Paths:
     minispec torch      `python -m minispec.cli run SPEC --backend torch ...`: the
     minispec scratch    thread policy of minispec.threads (a bounded idle spin,
                         threads chosen from the work and the free cores)
-    minispec torch,     the same command with PyTorch's defaults forced
-      no policy         (OMP_NUM_THREADS = cores, OMP_WAIT_POLICY=ACTIVE)
-    minispec torch,     the same command with idle threads that sleep at once
-      passive           (OMP_WAIT_POLICY=PASSIVE, the policy before this one)
+    minispec torch      the same command with PyTorch's defaults forced
+      (no policy)       (OMP_NUM_THREADS = cores, OMP_WAIT_POLICY=ACTIVE)
+    minispec torch      the same command with idle threads that sleep at once
+      (passive)         (OMP_WAIT_POLICY=PASSIVE, the policy before this one)
 
 Reported: seconds quiet, seconds loaded (and loaded mid-run), and loaded / quiet. The issue's
 target: minispec loaded <= 2x its quiet time where the plain loop is > 10x.
@@ -83,10 +83,10 @@ def commands(args: argparse.Namespace, out: Path) -> dict[str, tuple[list[str], 
                             str(out / "torch")], plain_env),
         "minispec scratch": ([py, "-m", "minispec.cli", "run", *common, "--backend", "scratch", "--out",
                               str(out / "scratch")], plain_env),
-        "minispec torch, no policy": ([py, "-m", "minispec.cli", "run", *common, "--backend", "torch", "--out",
+        "minispec torch (no policy)": ([py, "-m", "minispec.cli", "run", *common, "--backend", "torch", "--out",
                                        str(out / "torch-defaults")],
                                       {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": cores, "MKL_NUM_THREADS": ""}),
-        "minispec torch, passive": ([py, "-m", "minispec.cli", "run", *common, "--backend", "torch", "--out",
+        "minispec torch (passive)": ([py, "-m", "minispec.cli", "run", *common, "--backend", "torch", "--out",
                                      str(out / "torch-passive")], {**plain_env, "OMP_WAIT_POLICY": "PASSIVE"}),
     }
 
