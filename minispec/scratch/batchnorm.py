@@ -51,18 +51,18 @@ class _BatchNorm(Module):
             n = x.numel() // (r * c)
             if n < 2:
                 raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel in training mode, got {list(x.shape)}")
-            mean = x.mean(dims, keepdim=True)
-            xc = x - mean
-            sq = (xc * xc).sum(dims, keepdim=True)
+            mean = x.mean(dims, keepdim=True)  # two passes: torch.var_mean is several times slower here
+            xhat = x - mean
+            sq = (xhat * xhat).sum(dims, keepdim=True)
             rstd = (sq / n + self.eps).rsqrt()  # biased variance normalises
             m = self.momentum
             self.running_mean.value.mul_(1 - m).add_(mean.view(r, c), alpha=m)
             self.running_var.value.mul_(1 - m).add_(sq.view(r, c) / (n - 1), alpha=m)  # unbiased variance
             self.num_batches_tracked.value.add_(1)
-            xhat = xc * rstd
+            xhat.mul_(rstd)
         else:
             rstd = (self.running_var.value + self.eps).rsqrt().view(r, 1, c, *tail)
-            xhat = (x - self.running_mean.value.view(r, 1, c, *tail)) * rstd
+            xhat = (x - self.running_mean.value.view(r, 1, c, *tail)).mul_(rstd)
         self._xhat, self._scale, self._batch_stats = xhat, w * rstd, self.training
         return torch.addcmul(b, xhat, w)
 
@@ -83,7 +83,8 @@ class _BatchNorm(Module):
         if not self._batch_stats:
             return grad * scale
         n = grad.numel() // (r * c)
-        return (grad - gsum / n - xhat * (gxsum / n)) * scale
+        # scale (g - gsum/n - xhat gxsum/n) as two passes: (-scale gsum/n) + xhat (-scale gxsum/n), then + scale g
+        return torch.addcmul(scale * gsum / -n, xhat, scale * gxsum / -n).addcmul_(grad, scale)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, replicas={self.replicas}, eps={self.eps}, momentum={self.momentum}"
