@@ -186,7 +186,9 @@ def run_study(
         trials, epochs = (1, 1) if tiny else (table.trials, table.epochs)
         plot = str(Path(runs) / f"{table.name}.png") if tiny or table.plot is None else table.plot
         if table.grid:
-            outcomes.append(_sweep_table(table, runs, plot, backends[table.backend], trials, epochs, device, progress))
+            grid = [_tiny_axis(axis) for axis in table.grid] if tiny else table.grid
+            outcomes.append(_sweep_table(table, grid, runs, plot, backends[table.backend], trials, epochs, device,
+                                         progress))
             continue
         programs = [compile_file(spec, table.overrides) for spec in table.specs]
         comparison = compare(
@@ -210,13 +212,19 @@ def run_study(
     return outcomes
 
 
-def _sweep_table(table: StudyTable, runs: str, plot: str, backend: BackendFactory, trials: int | None,
-                 epochs: int | None, device: str | torch.device,
+def _tiny_axis(axis: str) -> str:
+    """A grid axis as a tiny study runs it: an axis of `epochs` (whose values would
+    override the tiny run's one epoch) becomes one point of 1 epoch."""
+    return "epochs=1" if axis.partition("=")[0].strip() == "epochs" else axis
+
+
+def _sweep_table(table: StudyTable, grid: Sequence[str], runs: str, plot: str, backend: BackendFactory,
+                 trials: int | None, epochs: int | None, device: str | torch.device,
                  progress: Callable[[ev.Event], None] | None) -> TableOutcome:
-    """A grid table: the sweep into <runs>/<name> (resumed, or reused when finished), its figure drawn at `plot`."""
+    """A grid table: the sweep of `grid` into <runs>/<name> (resumed, or reused when finished), its figure drawn at `plot`."""
     from minispec.render.sweep import draw_sweep
 
-    plan = plan_sweep(table.specs[0], [Axis.parse(axis) for axis in table.grid], trials=trials, epochs=epochs,
+    plan = plan_sweep(table.specs[0], [Axis.parse(axis) for axis in grid], trials=trials, epochs=epochs,
                       overrides=table.overrides)
     result = run_sweep(plan, backend_factory=backend, out_dir=Path(runs) / table.name, device=device, resume=True,
                        progress=progress)

@@ -119,6 +119,18 @@ def test_a_grid_table_is_a_sweep_run_once_then_reused(tmp_path, monkeypatch):
     assert len(rows(first.output)) == 2 and rows(by_hand.output) == rows(first.output)
 
 
+def test_a_tiny_study_trains_one_epoch_even_where_a_grid_sweeps_epochs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny_disk.mdl").write_text(SPEC)
+    (tmp_path / "s.toml").write_text('title = "sweep"\nruns = "runs"\n[[table]]\nname = "length"\n'
+                                     'specs = ["tiny_disk.mdl"]\ngrid = ["epochs=3,5", "lr=0.1,1.0"]\n')
+    result = invoke("study", "s.toml", "--tiny")
+    assert result.exit_code == 0, result.output
+    records = sorted((tmp_path / "runs/tiny/length").glob("points/*/trials/*.json"))
+    assert len(records) == 2  # epochs=1 x lr=0.1,1.0, one trial each
+    assert all('"epochs": 1,' in path.read_text() for path in records)
+
+
 @pytest.mark.parametrize("text, message", [
     ('title = "x"\n[[table]]\nname = "a"\n', "specs"),
     ('title = "x"\n[[table]]\nname = "a"\nspecs = ["s.mdl"]\ntrails = 3\n', "trails"),
