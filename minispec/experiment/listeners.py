@@ -33,8 +33,10 @@ def broadcast(*listeners: Callable[[ev.Event], None] | None) -> Callable[[ev.Eve
 
 class OnnxExport:
     """Writes weights/trial_000.onnx beside each finished trial's weights (a
-    diverged trial has none). Refuses at once, before any training, when the
-    [onnx] extra is missing or the spec has an op ONNX cannot express."""
+    diverged trial has none), as each trial finishes; at the end of the run,
+    also for the trials a resumed run found finished. Refuses at once, before
+    any training, when the [onnx] extra is missing or the spec has an op ONNX
+    cannot express."""
 
     def __init__(self, program: Program):
         from minispec.backends.onnx_graph import check_exportable
@@ -47,11 +49,18 @@ class OnnxExport:
         if isinstance(event, ev.RunStarted):
             self.folder = event.folder
         elif isinstance(event, ev.TrialFinished) and not event.diverged:
-            from minispec.backends.checkpoint import load_state
-            from minispec.backends.onnx_graph import export_onnx
+            self._export(weights_file(self.folder, event.trial))
+        elif isinstance(event, ev.RunFinished):
+            first = weights_file(event.folder, 0)  # names the weights folder and the files' suffix
+            for weights in sorted(first.parent.glob("*" + first.suffix)):
+                if not weights.with_suffix(".onnx").exists():
+                    self._export(weights)
 
-            weights = weights_file(self.folder, event.trial)
-            export_onnx(self.program, weights.with_suffix(".onnx"), load_state(weights, self.program), "--export onnx")
+    def _export(self, weights: Path) -> None:
+        from minispec.backends.checkpoint import load_state
+        from minispec.backends.onnx_graph import export_onnx
+
+        export_onnx(self.program, weights.with_suffix(".onnx"), load_state(weights, self.program), "--export onnx")
 
 
 class TensorBoardLog:

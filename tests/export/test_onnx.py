@@ -110,6 +110,16 @@ def test_run_export_onnx_saves_each_trained_model_beside_its_weights(write_spec,
         np.testing.assert_allclose(got, expected.numpy(), atol=1e-6)
 
 
+def test_a_resumed_run_exports_the_trials_it_found_finished(write_spec, tmp_path):
+    spec = write_spec(TINY)
+    first = CliRunner().invoke(main, ["run", str(spec), "--out", str(tmp_path / "r")])
+    assert first.exit_code == 0, first.output
+    assert not list((tmp_path / "r/weights").glob("*.onnx"))
+    again = CliRunner().invoke(main, ["run", str(spec), "--out", str(tmp_path / "r"), "--resume", "--export", "onnx"])
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in (tmp_path / "r/weights").glob("*.onnx")) == ["trial_000.onnx", "trial_001.onnx"]
+
+
 def test_without_the_extra_one_line_says_what_to_install(write_spec, tmp_path):
     spec = write_spec(TINY)
     blocked = ("import sys; sys.modules['onnx'] = None\nfrom minispec.cli import main\n"
