@@ -578,14 +578,16 @@ def sweep_series(summary: SweepSummary) -> SweepSeries:
     for values in labels:
         if all(_number(v) is not None for v in values):
             values.sort(key=_number)
-    mean, std = {}, {}
+    mean, std, diverged = {}, {}, {}
     for point in summary.points:
         s = point.summary
+        key = tuple(point.values[k] for k in summary.keys)
+        if s is not None and s.trials_diverged:
+            diverged[key] = (s.trials_diverged, s.trials_finished)
         if s is None or s.test_error.mean is None:
             continue
-        key = tuple(point.values[k] for k in summary.keys)
         mean[key], std[key] = s.test_error.mean, s.test_error.std or 0.0
-    return SweepSeries(list(summary.keys), labels, mean, std)
+    return SweepSeries(list(summary.keys), labels, mean, std, diverged)
 
 
 def _number(text: str) -> float | None:
