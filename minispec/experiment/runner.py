@@ -133,13 +133,18 @@ def run_experiment(
             earlier = Provenance(frozenset(t.backend for t in folder.finished.values()),
                                  frozenset(t.data_source for t in folder.finished.values()))
             queue = list(pending)
+            kept = set(folder.finished)  # trained again beside a chunk's missing trials: no events, no writes
             while queue:
-                chunks = [Chunk(program, tuple(ids), folder.spec_hash, str(device), data_root, earlier)
+                chunks = [Chunk(program, tuple(_whole_chunk(ids[0], config.chunk, planned)), folder.spec_hash,
+                                str(device), data_root, earlier)
                           for ids in _chunks(queue, config.chunk)]
+                shown = (lambda event: None if getattr(event, "trial", None) in kept else emit(event)) if kept else emit
                 try:
-                    for work, finished in executor.map(chunks, backend_factory, config.threads, emit):
+                    for work, finished in executor.map(chunks, backend_factory, config.threads, shown):
                         for trial in finished:
                             record = trial.record
+                            if record.trial in kept:
+                                continue
                             folder.save_trial(record, trial.state)
                             queue.remove(record.trial)
                             emit(ev.TrialFinished(record.trial, planned, record.diverged, record.diverged_epoch,
@@ -163,6 +168,15 @@ def run_experiment(
 def _chunks(queue: list[int], size: int) -> list[list[int]]:
     """The trials of `queue` grouped by their chunk k // size of the run's partition."""
     return [list(group) for _, group in groupby(queue, key=lambda k: k // size)]
+
+
+def _whole_chunk(trial: int, size: int, planned: int) -> range:
+    """Every trial of the partition's chunk that holds `trial`. A resumed run trains
+    a partly saved chunk whole, so its missing trials get the numbers they would
+    have had (a smaller batch of replicas can round differently), and keeps the
+    saved ones as they are."""
+    start = trial // size * size
+    return range(start, min(start + size, planned))
 
 
 def _configure(recorded: RunConfig | None, spec_hash: str, plan: Plan, vectorize: bool | None,

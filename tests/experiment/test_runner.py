@@ -104,10 +104,13 @@ def test_resume_after_deleting_a_trial(tiny, tmp_path):
     shutil.copytree(full.folder, tmp_path / "cut")
     (tmp_path / "cut" / "trials" / "trial_002.json").unlink()
     (tmp_path / "cut" / "summary.json").unlink()
-    log = []
+    kept = {name: (tmp_path / "cut" / "trials" / name).stat().st_mtime_ns for name in ("trial_000.json", "trial_001.json")}
+    log, seen = [], []
     resumed = run_experiment(tiny, backend_factory=fake_factory(log=log), trials=3, out_dir=tmp_path / "cut",
-                             resume=True)
-    assert log == [1]
+                             resume=True, progress=seen.append)
+    assert log == [3]  # the chunk of trial 2 trains whole, for trial 2's numbers ...
+    assert {name: (tmp_path / "cut" / "trials" / name).stat().st_mtime_ns for name in kept} == kept  # ... and keeps 0, 1
+    assert {e.trial for e in seen if isinstance(e, (ev.TrialStarted, ev.EpochFinished, ev.TrialFinished))} == {2}
     assert summary(resumed) == summary(full)
     assert numbers(resumed) == numbers(full)
     assert (tmp_path / "cut" / "curves.csv").read_text().count("\n") == (full.folder / "curves.csv").read_text().count("\n")

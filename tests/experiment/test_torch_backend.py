@@ -1,5 +1,7 @@
 """End to end through the real torch.nn backend, on a tiny disk spec."""
 
+import shutil
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -56,6 +58,21 @@ def test_torch_backend_vectorized_equals_sequential(disk, tmp_path):
     for a, b in zip(alone.trials, together.trials):
         assert b.final.test_error == pytest.approx(a.final.test_error, abs=0.011)
         assert b.final.train_loss == pytest.approx(a.final.train_loss, rel=1e-4)
+
+
+def test_a_resumed_partial_chunk_ends_bit_for_bit_where_the_whole_run_ended(disk, tmp_path):
+    """A chunk saved in part (a kill between two trials' saves) trains whole again on resume:
+    its missing trial gets the numbers of the batched kernels it first ran in."""
+    whole = run_experiment(disk, backend_factory=torch_factory, trials=4, out_dir=tmp_path / "whole", vectorize=True)
+    assert whole.trials[0].chunk == [0, 1, 2, 3]
+    cut = tmp_path / "cut"
+    shutil.copytree(whole.folder, cut)
+    for path in (cut / "trials" / "trial_002.json", cut / "weights" / "trial_002.safetensors", cut / "summary.json"):
+        path.unlink()
+    resumed = run_experiment(disk, backend_factory=torch_factory, trials=4, out_dir=cut, resume=True)
+    assert records(resumed) == records(whole)
+    expected, got = (load_file(str(folder / "weights" / "trial_002.safetensors")) for folder in (whole.folder, cut))
+    assert all(torch.equal(got[name], expected[name]) for name in expected)
 
 
 @pytest.mark.cuda
