@@ -243,12 +243,16 @@ def one_trial_steps(case: Case, program, device: torch.device, steps: int, repea
 
         return run
 
-    out = {}
-    for name, fn in (("plain", plain_steps), ("torch", backend_steps(models["torch"])),
-                     ("scratch", backend_steps(models["scratch"]))):
+    paths = {"plain": plain_steps, "torch": backend_steps(models["torch"]), "scratch": backend_steps(models["scratch"])}
+    for fn in paths.values():
         fn()  # warm up (first-step allocations, optimizer state)
-        out[name] = statistics.median(timed(fn, device, repeat)) / steps
-    return out
+    # interleaved, plain, torch, scratch, plain, ...: a machine whose speed drifts
+    # over seconds then moves every path's timings alike, not one path's block
+    seconds = {name: [] for name in paths}
+    for _ in range(repeat):
+        for name, fn in paths.items():
+            seconds[name] += timed(fn, device, 1)
+    return {name: statistics.median(values) / steps for name, values in seconds.items()}
 
 
 # -- the automatic choice, spec by spec (the rule of minispec.experiment.planning) -----------
