@@ -50,10 +50,10 @@ class OnnxExport:
             self.folder = event.folder
         elif isinstance(event, ev.TrialFinished) and not event.diverged:
             self._export(weights_file(self.folder, event.trial))
-        elif isinstance(event, ev.RunFinished):
-            first = weights_file(event.folder, 0)  # names the weights folder and the files' suffix
-            for weights in sorted(first.parent.glob("*" + first.suffix)):
-                if not weights.with_suffix(".onnx").exists():
+        elif isinstance(event, ev.RunFinished):  # the trials a resumed run found finished
+            for trial in range(event.summary.trials_planned):
+                weights = weights_file(event.folder, trial)
+                if weights.is_file() and not weights.with_suffix(".onnx").exists():
                     self._export(weights)
 
     def _export(self, weights: Path) -> None:
