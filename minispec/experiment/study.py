@@ -41,6 +41,7 @@ and draws nothing into docs/.
 from __future__ import annotations
 
 import shlex
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,7 @@ from minispec.experiment import events as ev
 from minispec.experiment.compare import Comparison, compare
 from minispec.experiment.readings import RunReadings, read_run
 from minispec.experiment.runner import BackendFactory
-from minispec.experiment.sweep import Axis, SweepResult, plan_sweep, run_sweep, sweep_series
+from minispec.experiment.sweep import SWEEP_PLOT, Axis, SweepResult, plan_sweep, run_sweep
 
 Backend = Literal["torch", "scratch"]
 DECISION_PANELS = 4  # trials drawn in a study's decision map
@@ -186,8 +187,7 @@ def run_study(
         trials, epochs = (1, 1) if tiny else (table.trials, table.epochs)
         plot = str(Path(runs) / f"{table.name}.png") if tiny or table.plot is None else table.plot
         if table.grid:
-            grid = [_tiny_axis(axis) for axis in table.grid] if tiny else table.grid
-            outcomes.append(_sweep_table(table, grid, runs, plot, backends[table.backend], trials, epochs, device,
+            outcomes.append(_sweep_table(table, runs, plot, backends[table.backend], trials, epochs, tiny, device,
                                          progress))
             continue
         programs = [compile_file(spec, table.overrides) for spec in table.specs]
@@ -212,22 +212,18 @@ def run_study(
     return outcomes
 
 
-def _tiny_axis(axis: str) -> str:
-    """A grid axis as a tiny study runs it: an axis of `epochs` (whose values would
-    override the tiny run's one epoch) becomes one point of 1 epoch."""
-    return "epochs=1" if axis.partition("=")[0].strip() == "epochs" else axis
-
-
-def _sweep_table(table: StudyTable, grid: Sequence[str], runs: str, plot: str, backend: BackendFactory,
-                 trials: int | None, epochs: int | None, device: str | torch.device,
+def _sweep_table(table: StudyTable, runs: str, plot: str, backend: BackendFactory, trials: int | None,
+                 epochs: int | None, tiny: bool, device: str | torch.device,
                  progress: Callable[[ev.Event], None] | None) -> TableOutcome:
-    """A grid table: the sweep of `grid` into <runs>/<name> (resumed, or reused when finished), its figure drawn at `plot`."""
-    from minispec.render.sweep import draw_sweep
-
-    plan = plan_sweep(table.specs[0], [Axis.parse(axis) for axis in grid], trials=trials, epochs=epochs,
-                      overrides=table.overrides)
+    """A grid table: the sweep into <runs>/<name> (resumed, or reused when finished), its figure copied to
+    `plot`. `tiny`: an axis of `epochs` (whose values would override the one epoch) becomes one point of 1."""
+    axes = [Axis.parse(text) for text in table.grid]
+    if tiny:
+        axes = [Axis.parse("epochs=1") if axis.key == "epochs" else axis for axis in axes]
+    plan = plan_sweep(table.specs[0], axes, trials=trials, epochs=epochs, overrides=table.overrides)
     result = run_sweep(plan, backend_factory=backend, out_dir=Path(runs) / table.name, device=device, resume=True,
                        progress=progress)
-    path = draw_sweep(sweep_series(result.summary), plot,
-                      title=f"{plan.name}: test error per point ({plan.trials} trials each)")
+    path = Path(plot)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(result.folder / SWEEP_PLOT, path)  # the figure run_sweep drew, where the table wants it
     return TableOutcome(table, command_line(table, runs, plot), None, sweep=result, sweep_plot=path)

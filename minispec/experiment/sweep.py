@@ -58,6 +58,7 @@ from minispec.render.sweep import SweepSeries
 MAX_POINTS = 1000  # more points than this are refused without `yes`
 MAX_TRAINING_FLOP = 1e15  # nor more training arithmetic than this (hours on a CPU)
 SWEEP_FILE = "sweep.json"
+SWEEP_PLOT = "sweep.png"  # the sweep's figure, in its folder
 
 
 # ------------------------------------------------------------------ what to sweep
@@ -449,7 +450,7 @@ def run_sweep(
     write_atomic(out / "sweep.csv", sweep_csv(summary))
     from minispec.render.sweep import draw_sweep
 
-    draw_sweep(sweep_series(summary), out / "sweep.png", title=f"{plan.name}: test error per point "
+    draw_sweep(sweep_series(summary), out / SWEEP_PLOT, title=f"{plan.name}: test error per point "
                f"({trials} trial{'s' * (trials != 1)} each)")
     return SweepResult(out, summary, runs)
 
