@@ -53,6 +53,8 @@ class ReplicaOptimizer:
         self.shared = ({name: values[0] for name, values in hyper.optimizer.items()}
                        if hyper.uniform_optimizer and kind in FUSED else None)
         self._state: dict[str, Tensors] = {}  # name -> one buffer per parameter, in `params` order
+        if self.shared is not None and kind == "adam":  # the fused Adam counts steps in a float32 scalar per parameter
+            self._state["step"] = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
         self.steps = 0
 
     def set_learning_rate(self, values: float | Sequence[float]) -> None:
@@ -94,11 +96,9 @@ class ReplicaOptimizer:
         return [values.view((-1,) + (1,) * (p.dim() - 1)) for p in params]
 
     def _buffers(self, name: str, index: list[int]) -> Tensors:
-        """State `name` of the parameters at `index`, zeros before their first step
-        (a step count of the fused Adam: one float32 scalar per parameter)."""
+        """State `name` of the parameters at `index`, zeros before their first step."""
         if name not in self._state:
-            self._state[name] = [torch.zeros((), dtype=torch.float32, device=p.device) if name == "step"
-                                 else torch.zeros_like(p) for p in self.params]
+            self._state[name] = [torch.zeros_like(p) for p in self.params]
         return [self._state[name][i] for i in index]
 
     def _fused_sgd(self, params: Tensors, grads: Tensors, buffers) -> None:
