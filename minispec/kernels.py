@@ -5,12 +5,13 @@
 `torch.tanh` on a float CPU tensor calls MKL's vector tanh, which on the AMD
 EPYC this project is measured on runs about ten times slower than torch's
 own vectorized sigmoid (1.4 ms against 0.15 ms for 1.25 million floats, 2
-threads; docs/performance.md). The identity above costs one sigmoid and
-two passes: 2x into a new tensor, then sigmoid and 2s - 1 in place (one
-`add` with alpha=2: the same floats as `mul_(2).sub_(1)`, in one pass). It differs from `torch.tanh` by float rounding only: at
-most 1.8e-7 in float32 (tanh's own error is 3e-8) and 3.4e-16 in float64,
-absolute (near 0, where tanh(x) ~ x, that is a larger relative error of
-tiny values, which the next layer adds to values near 1).
+threads; docs/performance.md). The identity above costs three passes: 2x
+into a new tensor, then the sigmoid and 2s - 1 in place (one `add` with
+alpha=2: the same floats as `mul_(2).sub_(1)`). It differs from
+`torch.tanh` by float rounding only: at most 1.8e-7 in float32 (tanh's own
+error is 3e-8) and 3.4e-16 in float64, absolute (near 0, where tanh(x) ~ x,
+that is a larger relative error of tiny values, which the next layer adds
+to values near 1).
 Its derivative is written with the output, as for tanh: 1 - y^2.
 """
 
