@@ -11,7 +11,7 @@ class _BatchNorm(Module):
     """Shared code of BatchNorm1d / BatchNorm2d; statistics per (replica, channel)
     over the batch axis and any axes after the channel axis."""
 
-    _cache = ("_xhat", "_scale", "_batch_stats")
+    _cache = ("_centred", "_rstd", "_scale", "_batch_stats")
     _sample_dims: tuple[int, ...] = ()
 
     def __init__(
@@ -32,8 +32,9 @@ class _BatchNorm(Module):
         self._buffer("running_mean", torch.zeros(shape, device=device, dtype=dtype))
         self._buffer("running_var", torch.ones(shape, device=device, dtype=dtype))
         self._buffer("num_batches_tracked", torch.zeros(replicas, device=device, dtype=torch.long))
-        self._xhat: torch.Tensor | None = None
-        self._scale: torch.Tensor | None = None
+        self._centred: torch.Tensor | None = None  # x - mu
+        self._rstd: torch.Tensor | None = None  # 1 / sigma
+        self._scale: torch.Tensor | None = None  # w / sigma
         self._batch_stats = False
 
     def _check(self, x: torch.Tensor) -> None:
@@ -52,19 +53,18 @@ class _BatchNorm(Module):
             if n < 2:
                 raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel in training mode, got {list(x.shape)}")
             mean = x.mean(dims, keepdim=True)  # two passes: torch.var_mean is several times slower here
-            xhat = x - mean
-            sq = (xhat * xhat).sum(dims, keepdim=True)
+            centred = x - mean
+            sq = (centred * centred).sum(dims, keepdim=True)
             rstd = (sq / n + self.eps).rsqrt()  # biased variance normalises
             m = self.momentum
             self.running_mean.value.mul_(1 - m).add_(mean.view(r, c), alpha=m)
             self.running_var.value.mul_(1 - m).add_(sq.view(r, c) / (n - 1), alpha=m)  # unbiased variance
             self.num_batches_tracked.value.add_(1)
-            xhat.mul_(rstd)
         else:
             rstd = (self.running_var.value + self.eps).rsqrt().view(r, 1, c, *tail)
-            xhat = (x - self.running_mean.value.view(r, 1, c, *tail)).mul_(rstd)
-        self._xhat, self._scale, self._batch_stats = xhat, w * rstd, self.training
-        return torch.addcmul(b, xhat, w)
+            centred = x - self.running_mean.value.view(r, 1, c, *tail)
+        self._centred, self._rstd, self._scale, self._batch_stats = centred, rstd, w * rstd, self.training
+        return torch.addcmul(b, centred, self._scale)  # w (x - mu) / sigma + b: xhat is never formed
 
     def backward(self, grad: torch.Tensor) -> torch.Tensor:
         """With xhat = (x - mu) / sigma and y = w xhat + b, over the n values of a channel:
@@ -73,18 +73,19 @@ class _BatchNorm(Module):
         train: dL/dx = (w / sigma) (g - mean(g) - xhat mean(g xhat))   (mu, sigma depend on x)
         eval:  dL/dx = (w / sigma) g
         """
-        xhat, scale = self._xhat, self._scale
-        r, c = xhat.shape[0], xhat.shape[2]
-        dims = (1, *range(3, xhat.dim()))
+        centred, rstd, scale = self._centred, self._rstd, self._scale
+        r, c = centred.shape[0], centred.shape[2]
+        dims = (1, *range(3, centred.dim()))
         gsum = grad.sum(dims, keepdim=True)
-        gxsum = (grad * xhat).sum(dims, keepdim=True)
+        gxsum = (grad * centred).sum(dims, keepdim=True) * rstd  # sum g xhat
         self.weight.grad.add_(gxsum.view(r, c))
         self.bias.grad.add_(gsum.view(r, c))
         if not self._batch_stats:
             return grad * scale
         n = grad.numel() // (r * c)
-        # scale (g - gsum/n - xhat gxsum/n) as two passes: (-scale gsum/n) + xhat (-scale gxsum/n), then + scale g
-        return torch.addcmul(scale * gsum / -n, xhat, scale * gxsum / -n).addcmul_(grad, scale)
+        # scale (g - gsum/n - xhat gxsum/n) as two passes over the maps, with xhat = centred rstd:
+        # (-scale gsum/n) + centred (-scale rstd gxsum/n), then + scale g
+        return torch.addcmul(scale * gsum / -n, centred, scale * rstd * gxsum / -n).addcmul_(grad, scale)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, replicas={self.replicas}, eps={self.eps}, momentum={self.momentum}"

@@ -57,7 +57,7 @@ class Linear(Module):
         x = self._x
         lead = grad.shape[:-1]
         g = grad if grad.dim() == 3 else grad.reshape(x.shape[0], x.shape[1], self.out_features)
-        self.weight.grad.baddbmm_(g.transpose(1, 2), x)  # dW += g^T x
+        add_weight_gradient(self.weight.grad, g, x)  # dW += g^T x
         if self.bias is not None:
             self.bias.grad.add_(g.sum(1))  # db += sum_b g
         gx = torch.bmm(g, self.weight.value)  # dx = g W
@@ -65,3 +65,17 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, replicas={self.replicas}, bias={self.bias is not None}"
+
+
+def add_weight_gradient(grad: torch.Tensor, g: torch.Tensor, x: torch.Tensor) -> None:
+    """grad += g^T x, for grad [R, O, K] from g [R, N, O] and x [R, N, K].
+
+    When K < O it is computed as (x^T g)^T: a batched matmul whose result
+    has few columns runs several times slower here than its transpose
+    (dW of the disk net's 2 -> 25 layer: 52 against 13 us; of a 3 x 3
+    convolution of one channel into 32: 153 against 59 us).
+    """
+    if x.shape[-1] < g.shape[-1]:
+        grad.add_(torch.bmm(x.transpose(1, 2), g).transpose(1, 2))
+    else:
+        grad.baddbmm_(g.transpose(1, 2), x)

@@ -132,6 +132,24 @@ def test_maxpool2d_breaks_ties_like_torch_and_keeps_the_layout(kernel, channels_
         torch.testing.assert_close(gx[k], xk.grad, rtol=0, atol=0)
 
 
+def test_maxpool2d_2x2_channels_last_every_tie_pattern():
+    """The quarters comparison of 2 x 2 tiles against torch on every window of values
+    in {0, 1, 2}: 81 windows, ties between any of the four positions included."""
+    patterns = torch.cartesian_prod(*[torch.arange(3.0, dtype=torch.float64)] * 4)  # [81, 4], row-major window order
+    tiles = patterns.view(9, 9, 2, 2).permute(0, 2, 1, 3).reshape(18, 18)  # 9 x 9 windows of 2 x 2
+    x = torch.stack([tiles, tiles.flip(0)])  # two channels, different windows
+    x = x.view(1, 1, 2, 18, 18).permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    ours = MaxPool2d(2)
+    y = ours.forward(x)
+    cot = randn(y.shape, gen(2))
+    gx = ours.backward(cot)
+    xk = x[0].clone().requires_grad_(True)
+    yk = nn.MaxPool2d(2)(xk)
+    yk.backward(cot[0])
+    torch.testing.assert_close(y[0], yk.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(gx[0], xk.grad, rtol=0, atol=0)
+
+
 @EXAMPLES
 @given(r=replicas, b=st.integers(1, 4), c=st.integers(1, 3), case=pool_cases(), seed=seeds)
 def test_avgpool2d(r, b, c, case, seed):
