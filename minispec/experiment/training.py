@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -393,9 +393,11 @@ def on_device(program: Program, split: datasets.Split, device: torch.device) -> 
 
 @torch.no_grad()
 def evaluate(model: TrainableModel, program: Program, splits: dict[str, dict], replicas: int,
-             weights: torch.Tensor | None = None) -> dict[str, dict]:
-    """Error fraction per replica and head, and the weighted loss per replica
-    (loss weights [L] or [R, L]; default the program's), on each split.
+             weights: torch.Tensor | None = None, loss_on: Collection[str] = ("test",)) -> dict[str, dict]:
+    """Error fraction per replica and head on each split ("errors"), and the
+    weighted loss per replica (loss weights [L] or [R, L]; default the
+    program's) on the splits named in `loss_on` ("loss"): a point records the
+    test loss only, so the training set's losses are not computed.
 
     Counts and loss sums stay on the model's device and are read once, at
     the end: on a GPU an evaluation waits for the device once, not once per
@@ -414,16 +416,16 @@ def evaluate(model: TrainableModel, program: Program, splits: dict[str, dict], r
             raw = {n: t[:, start:end] for n, t in split["raw"].items()}
             for i, loss in enumerate(program.losses):
                 wrong[:, i] += error_count(loss, outputs[loss.node], raw)
-            losses = model.losses(outputs, [t[:, start:end] for t in split["encoded"]])
-            loss_sum += losses.detach().to(torch.float64) * (end - start)
+            if name in loss_on:
+                losses = model.losses(outputs, [t[:, start:end] for t in split["encoded"]])
+                loss_sum += losses.detach().to(torch.float64) * (end - start)
         sums[name] = (wrong, loss_sum)
     read = torch.stack([torch.cat([w.to(torch.float64), l], dim=1) for w, l in sums.values()]).cpu()  # the one wait
     out = {}
     for (name, split), values in zip(splits.items(), read):
         size, heads = split["size"], len(program.losses)
         wrong, loss_sum = values[:, :heads], values[:, heads:]
-        out[name] = {
-            "errors": (wrong / size).tolist(),
-            "loss": ((loss_sum / size) * weights).sum(dim=1).tolist(),
-        }
+        out[name] = {"errors": (wrong / size).tolist()}
+        if name in loss_on:
+            out[name]["loss"] = ((loss_sum / size) * weights).sum(dim=1).tolist()
     return out
