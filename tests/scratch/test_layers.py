@@ -133,7 +133,7 @@ def test_maxpool2d_breaks_ties_like_torch_and_keeps_the_layout(kernel, channels_
 
 
 def test_maxpool2d_2x2_channels_last_every_tie_pattern():
-    """The quarters comparison of 2 x 2 tiles against torch on every window of values
+    """2 x 2 pooling of a channels-last map against torch on every window of values
     in {0, 1, 2}: 81 windows, ties between any of the four positions included."""
     patterns = torch.cartesian_prod(*[torch.arange(3.0, dtype=torch.float64)] * 4)  # [81, 4], row-major window order
     tiles = patterns.view(9, 9, 2, 2).permute(0, 2, 1, 3).reshape(18, 18)  # 9 x 9 windows of 2 x 2
