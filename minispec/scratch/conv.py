@@ -7,8 +7,8 @@ output is returned as a [R, B, O, Ho, Wo] view of channels-last memory;
 elementwise layers keep that layout, so the next convolution finds its
 input channels last already. A one-channel input (a first layer on images)
 is the exception: its columns are the kh*kw shifted planes stacked, and
-dL/dW is taken as cols^T g (`add_weight_gradient`), together 3x faster than
-the windows' copy and g^T cols on the SAUX extractor's first layer."""
+dL/dW is taken as cols^T g (`add_weight_gradient`): together they halved
+that layer's backward in a SAUX step (`benchmarks/layers.py`)."""
 
 from __future__ import annotations
 
@@ -71,10 +71,10 @@ def col2im_last(cols: torch.Tensor, hp: int, wp: int, sh: int, sw: int, rows: to
 
     With `rows` (col2im_rows, on the CPU): one `index_add_` of C-float rows. Its
     loop over the rows is sequential, so the sums are the same every run; on
-    the SAUX extractor's second layer it is about 2.3x faster than the kh*kw
-    strided additions, whose inner runs are only C floats long. Without
-    (on a GPU, where index_add_ adds atomically in a varying order): the
-    strided additions, one per kernel offset.
+    the SAUX extractor's second layer it is faster than the kh*kw strided
+    additions, whose inner runs are only C floats long (`benchmarks/layers.py
+    --ab-col2im`). Without (on a GPU, where index_add_ adds atomically in a
+    varying order): the strided additions, one per kernel offset.
     """
     r, b, ho, wo, kh, kw, c = cols.shape
     if rows is not None:

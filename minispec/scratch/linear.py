@@ -71,9 +71,9 @@ def add_weight_gradient(grad: torch.Tensor, g: torch.Tensor, x: torch.Tensor) ->
     """grad += g^T x, for grad [R, O, K] from g [R, N, O] and x [R, N, K].
 
     When K < O it is computed as (x^T g)^T: a batched matmul whose result
-    has few columns runs several times slower here than its transpose
-    (dW of the disk net's 2 -> 25 layer: 52 against 13 us; of a 3 x 3
-    convolution of one channel into 32: 153 against 59 us).
+    has few columns runs several times slower in MKL than its transpose (the
+    SAUX extractor's first convolution, 1 -> 32 channels: its backward took
+    half the time after this, `benchmarks/layers.py`).
     """
     if x.shape[-1] < g.shape[-1]:
         grad.add_(torch.bmm(x.transpose(1, 2), g).transpose(1, 2))
