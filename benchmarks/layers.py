@@ -2,7 +2,6 @@
 
     .venv/bin/python benchmarks/layers.py                        # saux, 1 trial, 200 steps
     .venv/bin/python benchmarks/layers.py --spec disk --trials 50
-    .venv/bin/python benchmarks/layers.py --spec saux --ab-col2im  # the CPU's col2im against the GPU's, interleaved
 
 Builds the spec's `ScratchModel` for `--trials` replicas, draws the training
 batches once (as `benchmarks/trials.py` does for its one-step timings),
@@ -12,17 +11,12 @@ shared extractor is, adds both calls). Prints microseconds per step, the
 step's total and what the layers leave (the graph's own bookkeeping, the
 losses and the optimizer). A clock around every call costs about a
 microsecond a call; torch.profiler's costs more and distorts small ops.
-
-`--ab-col2im` times whole steps instead, alternating blocks of steps with
-the convolutions' col2im as one `index_add_` (the CPU's) and as kh*kw
-strided additions (what a GPU runs), and prints the median of each.
 No figure here is asserted anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections import Counter
@@ -39,7 +33,6 @@ from minispec.backends.targets import encode  # noqa: E402
 from minispec.backends.weights import initial_state, trial_generator  # noqa: E402
 from minispec.compiler import compile_file  # noqa: E402
 from minispec.experiment.training import take  # noqa: E402
-from minispec.scratch import conv  # noqa: E402
 from minispec.scratch.module import Module  # noqa: E402
 
 
@@ -92,49 +85,17 @@ def per_layer(model: ScratchModel, steps: list, repeat: int) -> tuple[Counter, f
     return Counter({k: v / repeat for k, v in spent.items()}), total
 
 
-def ab_col2im(model: ScratchModel, steps: list, repeat: int, rounds: int) -> dict[str, float]:
-    """Median seconds per step with the CPU's col2im and with the strided additions, interleaved."""
-    original = conv.col2im_last
-    use_rows = {"on": True}
-
-    def chosen(cols, hp, wp, sh, sw, rows=None):
-        return original(cols, hp, wp, sh, sw, rows if use_rows["on"] else None)
-
-    conv.col2im_last = chosen
-    seconds: dict[str, list[float]] = {"index_add_": [], "strided additions": []}
-    try:
-        for inputs, targets in steps[:10]:
-            model.train_step(inputs, targets)
-        for _ in range(rounds):
-            for name, on in (("index_add_", True), ("strided additions", False)):
-                use_rows["on"] = on
-                start = time.perf_counter()
-                for j in range(repeat):
-                    inputs, targets = steps[j % len(steps)]
-                    model.train_step(inputs, targets)
-                seconds[name].append((time.perf_counter() - start) / repeat)
-    finally:
-        conv.col2im_last = original
-    return {name: statistics.median(values) for name, values in seconds.items()}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", default="saux", help="a shipped spec name (default saux)")
     parser.add_argument("--trials", type=int, default=1, help="replicas trained at once (default 1)")
     parser.add_argument("--steps", type=int, default=200, help="timed steps (default 200)")
-    parser.add_argument("--ab-col2im", action="store_true", help="time whole steps with each col2im, interleaved")
-    parser.add_argument("--rounds", type=int, default=15, help="--ab-col2im: alternations (default 15)")
     args = parser.parse_args(argv)
     program = compile_file(str(ROOT / "specs" / f"{args.spec}.mdl"), [])
     states = [initial_state(program, trial_generator(0, k)) for k in range(args.trials)]
     model = ScratchModel(program, states)
     steps = batches(program, args.trials, 20)
     print(f"{args.spec}, {args.trials} trial(s), batch {program.train.batch}, {torch.get_num_threads()} thread(s)")
-    if args.ab_col2im:
-        for name, seconds in ab_col2im(model, steps, max(1, args.steps // args.rounds), args.rounds).items():
-            print(f"  {name:<20} {seconds * 1e6:9.0f} us a step (median)")
-        return 0
     spent, total = per_layer(model, steps, args.steps)
     for label, seconds in spent.most_common():
         print(f"  {label:<48} {seconds * 1e6:9.0f} us")

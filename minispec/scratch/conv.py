@@ -56,37 +56,6 @@ def fold2d(cols: torch.Tensor, h: int, w: int, sh: int, sw: int) -> torch.Tensor
     return out
 
 
-def col2im_rows(n: int, hp: int, wp: int, ho: int, wo: int, kh: int, kw: int, sh: int, sw: int) -> torch.Tensor:
-    """For col2im_last: the row of the [n * hp * wp, C] input gradient each window
-    element (n, ho, wo, kh, kw) is added to, flat."""
-    sample = torch.arange(n).view(-1, 1, 1, 1, 1) * (hp * wp)
-    y = (torch.arange(ho) * sh).view(1, -1, 1, 1, 1) + torch.arange(kh).view(1, 1, 1, -1, 1)
-    x = (torch.arange(wo) * sw).view(1, 1, -1, 1, 1) + torch.arange(kw).view(1, 1, 1, 1, -1)
-    return (sample + y * wp + x).reshape(-1)
-
-
-def col2im_last(cols: torch.Tensor, hp: int, wp: int, sh: int, sw: int, rows: torch.Tensor | None = None) -> torch.Tensor:
-    """The adjoint of the channels-last im2col: [R, B, Ho, Wo, kh, kw, C] -> [R, B, hp, wp, C],
-    each window element added back where it came from.
-
-    With `rows` (col2im_rows, on the CPU): one `index_add_` of C-float rows. Its
-    loop over the rows is sequential, so the sums are the same every run; on
-    the SAUX extractor's second layer it is faster than the kh*kw strided
-    additions, whose inner runs are only C floats long (`benchmarks/layers.py
-    --ab-col2im`). Without (on a GPU, where index_add_ adds atomically in a
-    varying order): the strided additions, one per kernel offset.
-    """
-    r, b, ho, wo, kh, kw, c = cols.shape
-    if rows is not None:
-        out = cols.new_zeros(r * b * hp * wp, c)
-        return out.index_add_(0, rows, cols.reshape(-1, c)).view(r, b, hp, wp, c)
-    out = cols.new_zeros(r, b, hp, wp, c)
-    for i in range(kh):
-        for j in range(kw):
-            out[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw] += cols[:, :, :, :, i, j]
-    return out
-
-
 class Conv2d(Module):
     """2-D cross-correlation, one filter bank per replica.
 
@@ -99,8 +68,8 @@ class Conv2d(Module):
         forward:  y = cols W^T + b
         backward: dL/dW += g^T cols     dL/db += sum g     dL/dx = crop(col2im(g W))
 
-    col2im (`col2im_last`) adds each window element back where it came from,
-    in channels-last memory, in runs of C consecutive floats.
+    col2im adds each of the kh*kw window offsets back where it came from, in
+    channels-last memory, so every addition runs over C consecutive floats.
     With `input_grad` False (a first layer) dL/dx is skipped.
     """
 
@@ -135,7 +104,6 @@ class Conv2d(Module):
         self.bias = self._param("bias", values["bias"]) if bias else None
         self._cols: torch.Tensor | None = None
         self._xshape: tuple[int, ...] | None = None
-        self._fold_rows: tuple[tuple[int, ...], torch.Tensor] | None = None  # (shape, col2im_rows) of the last backward
 
     def _weight_last(self) -> torch.Tensor:
         """The weight as [R, O, kh*kw*C], in the order of the columns."""
@@ -177,13 +145,11 @@ class Conv2d(Module):
         if not self.input_grad:
             return None
         gcols = torch.bmm(g, self._weight_last()).view(r, b, ho, wo, kh, kw, c)
-        hp, wp = h + 2 * ph, w + 2 * pw
-        rows = None
-        if gcols.device.type == "cpu":
-            if self._fold_rows is None or self._fold_rows[0] != (r * b, hp, wp, ho, wo):
-                self._fold_rows = ((r * b, hp, wp, ho, wo), col2im_rows(r * b, hp, wp, ho, wo, kh, kw, sh, sw))
-            rows = self._fold_rows[1]
-        gx = col2im_last(gcols, hp, wp, sh, sw, rows).permute(0, 1, 4, 2, 3)
+        gx = gcols.new_zeros(r, b, h + 2 * ph, w + 2 * pw, c)  # col2im, channels last
+        for i in range(kh):
+            for j in range(kw):
+                gx[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw] += gcols[:, :, :, :, i, j]
+        gx = gx.permute(0, 1, 4, 2, 3)
         return gx[..., ph : ph + h, pw : pw + w] if ph or pw else gx
 
     def extra_repr(self) -> str:

@@ -286,23 +286,3 @@ def test_sequential_cnn(r, seed):
     x = randn((r, 3, 2, 6, 6), gen(seed + 1))
     both_checks(ours, make_torch, x, seed)
 
-
-@pytest.mark.parametrize("stride", [1, 2])
-def test_col2im_by_rows_is_the_strided_additions(stride):
-    """The CPU's index_add_ col2im and the GPU's strided additions, on the same columns;
-    and the index_add_ one is the same floats every run."""
-    from minispec.scratch.conv import col2im_last, col2im_rows
-
-    r, b, ho, wo, kh, kw, c = 2, 3, 4, 5, 3, 3, 6
-    hp, wp = stride * (ho - 1) + kh, stride * (wo - 1) + kw
-    cols = randn((r, b, ho, wo, kh, kw, c), gen(3))
-    rows = col2im_rows(r * b, hp, wp, ho, wo, kh, kw, stride, stride)
-    by_rows = col2im_last(cols, hp, wp, stride, stride, rows)
-    torch.testing.assert_close(by_rows, col2im_last(cols, hp, wp, stride, stride))
-    assert torch.equal(by_rows, col2im_last(cols, hp, wp, stride, stride, rows))
-    # one element by hand: output (0, 0, y, x) gathers the window elements that read it
-    y, x = hp // 2, wp // 2
-    want = sum(cols[0, 0, i, j, y - stride * i, x - stride * j]
-               for i in range(ho) for j in range(wo)
-               if 0 <= y - stride * i < kh and 0 <= x - stride * j < kw)
-    torch.testing.assert_close(by_rows[0, 0, y, x], want)
