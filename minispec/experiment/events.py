@@ -55,7 +55,11 @@ class TrialStarted(Event):
 class EpochFinished(Event):
     """An evaluation point of one trial. `epoch` is fractional when
     `evaluate` > 1 (1.5 = half-way through the second epoch); `end_of_epoch`
-    is true at the last evaluation point of an epoch."""
+    is true at the last evaluation point of an epoch. `epochs_since`: the
+    epochs the trial completed since its previous point (`eval_every` of
+    them, fewer at the last; 0 within an epoch), so a display can count
+    progress without keeping state per trial number, which a sweep's points
+    share."""
 
     trial: int
     epoch: float
@@ -67,6 +71,7 @@ class EpochFinished(Event):
     test_error: float
     end_of_epoch: bool
     test_loss: float | None = None
+    epochs_since: int = 1
 
 
 @dataclass(frozen=True)

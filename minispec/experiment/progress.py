@@ -30,7 +30,6 @@ class TqdmProgress:
         self.bar = None
         self.epochs = 1
         self.trials = 1
-        self.done: dict[int, int] = {}
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
@@ -53,15 +52,12 @@ class TqdmProgress:
                 self.bar.write(head, file=self.file)
             else:
                 self._line(head)
-        elif isinstance(event, ev.TrialStarted):
-            self.done[event.trial] = 0
         elif isinstance(event, ev.EpochFinished):
             if not event.end_of_epoch:
                 return
             epoch = int(round(event.epoch))
-            self.done[event.trial] = epoch
             if self.bar is not None:
-                self.bar.update(1)
+                self.bar.update(event.epochs_since)
                 self.bar.set_postfix_str(
                     f"trial {event.trial + 1}/{self.trials} epoch {epoch}/{event.epochs} "
                     f"loss {event.loss:.4g} test {100 * event.test_error:.2f}%", refresh=False)
@@ -75,7 +71,7 @@ class TqdmProgress:
                 error = "-" if event.test_error is None else f"{100 * event.test_error:.2f}%"
                 text = f"trial {event.trial + 1}/{event.trials}  done: test error {error}  ({event.wall_time:.1f} s)"
             if self.bar is not None:
-                self.bar.update(max(0, event.epochs - self.done.get(event.trial, 0)))
+                self.bar.update(max(0, event.epochs - event.epochs_done))  # a diverged trial's epochs left
                 if event.diverged:
                     self.bar.write(text, file=self.file)
             else:

@@ -294,11 +294,12 @@ def _train(program: Program, model: TrainableModel, splits: dict[str, dict], rep
                                   test_error=test_errors[main], train_errors=train_errors, test_errors=test_errors,
                                   diverged=False)
                 replica.points.append(point)
+                since = epoch + 1 - replica.epochs_done if end_of_epoch else 0
                 if end_of_epoch:
                     replica.epochs_done = epoch + 1
                 emit(ev.EpochFinished(replica.trial, epoch_at, replica.program.train.epochs, global_step, lrs[r],
                                       point.train_loss, point.train_error, point.test_error, end_of_epoch,
-                                      point.test_loss))
+                                      point.test_loss, epochs_since=since))
             if not any(replica.active for replica in replicas):
                 return time.perf_counter() - started
         for r, replica in enumerate(replicas):

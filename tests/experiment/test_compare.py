@@ -79,6 +79,16 @@ def test_tqdm_progress_bar(tiny, tmp_path):
     assert "6/6" in text and "diverged in epoch 2" in text
 
 
+def test_tqdm_progress_bar_counts_the_epochs_between_sparse_points(tmp_path):
+    """eval_every 2 over 3 epochs: points after epochs 2 and 3 only, and the bar still
+    counts every epoch (it used to add one per point and end at 4/6)."""
+    sparse = write_spec(tmp_path, TINY.replace("trials 2", "trials 2\n    eval_every 2"), "sparse.mdl")
+    out = io.StringIO()
+    progress = TqdmProgress(file=out, tty=True)
+    run_experiment(sparse, backend_factory=fake_factory(), out_dir=tmp_path / "run", progress=progress)
+    assert "6/6" in out.getvalue() and "4/6" not in out.getvalue()
+
+
 def test_compare_across_backends_labels_each_row(tmp_path):
     spec = write_spec(tmp_path, TINY)
     factories = {"one": fake_factory(), "other": fake_factory()}

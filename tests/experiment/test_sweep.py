@@ -2,6 +2,7 @@
 differ in no shape train as one model; resume gives the same numbers; bad input
 is refused, located, before anything trains."""
 
+import io
 import json
 import shutil
 
@@ -12,7 +13,7 @@ from minispec.backends import make_model
 from minispec.cli import main
 from minispec.compiler import compile_file
 from minispec.errors import MinispecError
-from minispec.experiment import run_experiment
+from minispec.experiment import TqdmProgress, run_experiment
 from minispec.experiment.sweep import Axis, load_sweep, plan_sweep, run_sweep
 from tests.conftest import ROOT
 
@@ -28,6 +29,16 @@ def factory(backend):
 
 def grid(*texts):
     return [Axis.parse(text) for text in texts]
+
+
+def test_the_progress_bar_of_a_sweep_counts_every_point_s_trials(tmp_path):
+    """Two points share trial numbers 0 and 1, with a point every 2 epochs; the bar
+    counts 2 x 2 trials x 3 epochs."""
+    plan = plan_sweep(SPEC, grid("lr=0.05,0.2", "eval_every=2"), trials=2)
+    out = io.StringIO()
+    run_sweep(plan, backend_factory=factory("torch"), out_dir=tmp_path / "sweep",
+              progress=TqdmProgress(file=out, tty=True))
+    assert "12/12" in out.getvalue()
 
 
 @pytest.mark.parametrize("backend", ["torch", "scratch"])
