@@ -31,7 +31,9 @@ class Event:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
-    """A run begins. `pending`: the trials it will train (finished ones are skipped)."""
+    """A run begins. `pending`: the trials it will train (finished ones are skipped).
+    `pending_epochs`: the epochs they will train in all, when their `epochs`
+    differ (a sweep over epochs); otherwise len(pending) * epochs."""
 
     spec: str
     folder: Path
@@ -42,6 +44,7 @@ class RunStarted(Event):
     vectorized: bool
     chunk: int
     plan: str = ""
+    pending_epochs: int | None = None
 
 
 @dataclass(frozen=True)

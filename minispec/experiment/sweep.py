@@ -414,7 +414,8 @@ def run_sweep(
         emit(ev.RunStarted(plan.name, out, len(plan.values) * trials, tuple(range(len(pending))),
                            max(p.train.epochs for p in plan.programs), plan.programs[0].train.evaluate,
                            any(g.vectorized for g in groups), max(g.chunk for g in groups),
-                           f"{len(plan.values)} points x {trials} trials as {len(groups)} model(s)"))
+                           f"{len(plan.values)} points x {trials} trials as {len(groups)} model(s)",
+                           pending_epochs=sum(plan.programs[i].train.epochs for i, _ in pending)))
         chunks, members_of = [], {}
         for group in groups:
             replicas = [(i, k) for i in group.points for k in range(trials)]

@@ -33,12 +33,17 @@ def grid(*texts):
 
 def test_the_progress_bar_of_a_sweep_counts_every_point_s_trials(tmp_path):
     """Two points share trial numbers 0 and 1, with a point every 2 epochs; the bar
-    counts 2 x 2 trials x 3 epochs."""
+    counts 2 x 2 trials x 3 epochs. Points of 2 and 3 epochs: it counts 10 in all."""
     plan = plan_sweep(SPEC, grid("lr=0.05,0.2", "eval_every=2"), trials=2)
     out = io.StringIO()
     run_sweep(plan, backend_factory=factory("torch"), out_dir=tmp_path / "sweep",
               progress=TqdmProgress(file=out, tty=True))
     assert "12/12" in out.getvalue()
+    epochs = plan_sweep(SPEC, grid("epochs=2,3"), trials=2)  # 2 x 2 + 2 x 3 epochs
+    out = io.StringIO()
+    run_sweep(epochs, backend_factory=factory("torch"), out_dir=tmp_path / "epochs",
+              progress=TqdmProgress(file=out, tty=True))
+    assert "10/10" in out.getvalue()
 
 
 @pytest.mark.parametrize("backend", ["torch", "scratch"])
