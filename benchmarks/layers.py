@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=1, help="replicas trained at once (default 1)")
     parser.add_argument("--steps", type=int, default=200, help="timed steps (default 200)")
     args = parser.parse_args(argv)
-    program = compile_file(str(ROOT / "specs" / f"{args.spec}.mdl"), [])
+    spec = ROOT / "specs" / f"{args.spec}.mdl"
+    if not spec.is_file():
+        parser.error(f"no shipped spec {args.spec!r}: the names are those of specs/*.mdl")
+    program = compile_file(str(spec), [])
     states = [initial_state(program, trial_generator(0, k)) for k in range(args.trials)]
     model = ScratchModel(program, states)
     steps = batches(program, args.trials, 20)
