@@ -134,11 +134,15 @@ def run_experiment(
                                  frozenset(t.data_source for t in folder.finished.values()))
             queue = list(pending)
             kept = set(folder.finished)  # trained again beside a chunk's missing trials: no events, no writes
+
+            def shown(event: ev.Event) -> None:
+                if getattr(event, "trial", None) not in kept:
+                    emit(event)
+
             while queue:
                 chunks = [Chunk(program, tuple(_whole_chunk(ids[0], config.chunk, planned)), folder.spec_hash,
                                 str(device), data_root, earlier)
                           for ids in _chunks(queue, config.chunk)]
-                shown = (lambda event: None if getattr(event, "trial", None) in kept else emit(event)) if kept else emit
                 try:
                     for work, finished in executor.map(chunks, backend_factory, config.threads, shown):
                         for trial in finished:

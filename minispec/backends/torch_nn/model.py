@@ -124,10 +124,7 @@ class TorchReplicas:
             raise IndexError(f"replica {replica} out of range: this model holds {self.replicas}")
 
     def set_learning_rate(self, lr: float | list[float]) -> None:
-        """One learning rate, or one per replica (the vectorized model's optimizer takes both)."""
-        if hasattr(self.optimizer, "set_learning_rate"):
-            self.optimizer.set_learning_rate(lr)
-            return
+        """One learning rate, or a list of equal ones (a torch.optim optimizer has one)."""
         if not isinstance(lr, (int, float)):
             lr = collapse(lr)
             if isinstance(lr, tuple):

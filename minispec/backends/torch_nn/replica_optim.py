@@ -32,6 +32,7 @@ import torch
 from minispec.backends.replicas import ReplicaHyper, collapse
 
 Tensors = list[torch.Tensor]
+FUSED_KINDS = ("sgd", "adam")  # rules with a fused torch kernel (`_fused_<kind>`), one call for every parameter
 
 
 class ReplicaOptimizer:
@@ -51,7 +52,7 @@ class ReplicaOptimizer:
         self._momentum = any(v != 0 for v in hyper.optimizer.get("momentum", ()))
         # the options as floats when every replica has the same: then the fused kernels serve
         self.shared = ({name: values[0] for name, values in hyper.optimizer.items()}
-                       if hyper.uniform_optimizer and kind in FUSED else None)
+                       if hyper.uniform_optimizer and kind in FUSED_KINDS else None)
         self._state: dict[str, Tensors] = {}  # name -> one buffer per parameter, in `params` order
         if self.shared is not None and kind == "adam":  # the fused Adam counts steps in a float32 scalar per parameter
             self._state["step"] = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
@@ -85,7 +86,7 @@ class ReplicaOptimizer:
         params = [self.params[i] for i in index]
         grads = [p.grad for p in params]
         if self.shared is not None:
-            FUSED[self.kind](self, params, grads, lambda name: self._buffers(name, index))
+            getattr(self, f"_fused_{self.kind}")(params, grads, lambda name: self._buffers(name, index))
             return
         if self._decays:
             grads = torch._foreach_addcmul(grads, params, self._per_param(self.options["weight_decay"], params))
@@ -151,5 +152,3 @@ class ReplicaOptimizer:
         torch._foreach_addcmul_(u, torch._foreach_mul(delta, delta), self._per_param(1 - o["rho"], params))
         torch._foreach_addcmul_(params, delta, self._per_param(o["lr"], params), value=-1)
 
-
-FUSED = {"sgd": ReplicaOptimizer._fused_sgd, "adam": ReplicaOptimizer._fused_adam}  # torch's own kernels, one call

@@ -85,6 +85,10 @@ class VectorizedTorchModel(TorchReplicas):
         self.optimizer.step()
         return values.detach()
 
+    def set_learning_rate(self, lr: float | list[float]) -> None:
+        """One learning rate, or one per replica (a model built with rates that differ)."""
+        self.optimizer.set_learning_rate(lr)
+
     def predict(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.module.eval()
         with torch.no_grad():
