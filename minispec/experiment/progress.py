@@ -28,12 +28,11 @@ class TqdmProgress:
         self.tty = tty if tty is not None else bool(getattr(self.file, "isatty", lambda: False)())
         self.every = every
         self.bar = None
-        self.epochs = 1
         self.trials = 1
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
-            self.epochs, self.trials = event.epochs, event.trials
+            self.trials = event.trials
             if self.every is None:
                 self.every = max(1, event.epochs // 10)
             skipped = event.trials - len(event.pending)
