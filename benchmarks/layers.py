@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from minispec import data as datasets  # noqa: E402
+from minispec.allocator import keep_freed_memory  # noqa: E402
 from minispec.backends.scratch_graph import ScratchModel  # noqa: E402
 from minispec.backends.targets import encode  # noqa: E402
 from minispec.backends.weights import initial_state, trial_generator  # noqa: E402
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if not spec.is_file():
         parser.error(f"no shipped spec {args.spec!r}: the names are those of specs/*.mdl")
     program = compile_file(str(spec), [])
+    keep_freed_memory()  # as the training loop does: freed tensors' pages are kept, not faulted in again
     states = [initial_state(program, trial_generator(0, k)) for k in range(args.trials)]
     model = ScratchModel(program, states)
     steps = batches(program, args.trials, 20)

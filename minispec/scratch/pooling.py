@@ -18,19 +18,22 @@ class MaxPool2d(Module):
         forward:  y = max_{window} x          (first maximum in row-major order on ties)
         backward: dL/dx = g at the argmax of each window, 0 elsewhere (summed where windows overlap)
 
+    The windows are gathered kernel-major, [kh*kw, ..., Ho, Wo], and reduced
+    by `first_maximum`, which also keeps where each maximum came from as a
+    one-hot `route` of the same shape; the backward is one product with it.
     When x is channels last (as a convolution leaves it) and the windows tile
-    it (kernel = stride, dividing H and W: the usual 2 x 2 pooling), the
-    windows are gathered as [R, B, Ho, Wo, kh*kw, C], in runs of kw*C floats,
-    and the gradient keeps that layout.
+    it (kernel = stride, dividing H and W: the usual 2 x 2 pooling), they are
+    gathered as [kh*kw, R, B, Ho, Wo, C], in runs of C floats, and the
+    gradient is written back channels last.
     """
 
-    _cache = ("_argmax", "_xshape", "_last")
+    _cache = ("_route", "_xshape", "_last")
 
     def __init__(self, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None) -> None:
         super().__init__()
         self.kernel_size = pair(kernel_size)
         self.stride = pair(stride) if stride is not None else self.kernel_size
-        self._argmax: torch.Tensor | None = None
+        self._route: torch.Tensor | None = None
         self._xshape: tuple[int, ...] | None = None
         self._last = False
 
@@ -45,11 +48,11 @@ class MaxPool2d(Module):
         if self._last:
             r, b, c, h, w = x.shape
             tiles = x.permute(0, 1, 3, 4, 2).view(r, b, h // kh, kh, w // kw, kw, c)
-            windows = tiles.permute(0, 1, 2, 4, 3, 5, 6).reshape(r, b, h // kh, w // kw, kh * kw, c)
-            y, self._argmax = windows.max(4)
+            stacked = tiles.permute(3, 5, 0, 1, 2, 4, 6).reshape(kh * kw, r, b, h // kh, w // kw, c)
+            y, self._route = first_maximum(stacked)  # y: [R, B, Ho, Wo, C]
             return y.permute(0, 1, 4, 2, 3)
         windows = unfold2d(x, kh, kw, sh, sw)  # [R, B, C, Ho, Wo, kh, kw]
-        y, self._argmax = windows.reshape(*windows.shape[:-2], kh * kw).max(-1)
+        y, self._route = first_maximum(windows.permute(5, 6, 0, 1, 2, 3, 4).reshape(kh * kw, *windows.shape[:-2]))
         return y
 
     def backward(self, grad: torch.Tensor) -> torch.Tensor:
@@ -57,12 +60,12 @@ class MaxPool2d(Module):
         h, w = self._xshape[-2:]
         if self._last:
             r, b, c, ho, wo = grad.shape
-            g = grad.permute(0, 1, 3, 4, 2).unsqueeze(4)
-            cols = g.new_zeros(r, b, ho, wo, kh * kw, c).scatter_(4, self._argmax.unsqueeze(4), g)
-            gx = cols.view(r, b, ho, wo, kh, kw, c).permute(0, 1, 2, 4, 3, 5, 6).reshape(r, b, h, w, c)
+            gx = grad.new_empty(r, b, h, w, c)  # channels last; the product is written into its windows
+            windows = gx.view(r, b, ho, kh, wo, kw, c).permute(3, 5, 0, 1, 2, 4, 6)
+            torch.mul(self._route.view(kh, kw, r, b, ho, wo, c), grad.permute(0, 1, 3, 4, 2), out=windows)
             return gx.permute(0, 1, 4, 2, 3)
-        cols = grad.new_zeros(*grad.shape, kh * kw).scatter_(-1, self._argmax.unsqueeze(-1), grad.unsqueeze(-1))
-        cols = cols.view(*grad.shape, kh, kw)  # g placed at each window's argmax
+        cols = (self._route * grad).view(kh, kw, *grad.shape)  # g placed at each window's first maximum
+        cols = cols.permute(*range(2, grad.dim() + 2), 0, 1)  # [..., Ho, Wo, kh, kw]
         if self._tiles(h, w):
             # windows tile x exactly: col2im is a reshape [..., Ho, kh, Wo, kw] -> [..., H, W]
             return cols.transpose(-3, -2).reshape(*grad.shape[:-2], h, w)
@@ -70,6 +73,31 @@ class MaxPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+def first_maximum(stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The maximum over the leading axis of `stacked` [K, ...], and `route`
+    (same shape as `stacked`): 1 at the first plane that reaches it, 0 elsewhere,
+    which is the window position torch's pooling picks on ties.
+
+    `Tensor.max(dim)` gives the index directly, but its index-tracking
+    reduction is not vectorized: on the SAUX extractor's 12 x 12 maps it took
+    longer than all of this function. Here every step is a vectorized float
+    operation on contiguous planes: sign(max - plane) is 1 below the maximum
+    and 0 at it, and a running product of these marks "every plane so far is
+    below". torch's sign of NaN is 0, so an infinite maximum (inf - inf is
+    NaN) is found where torch finds it, and a window holding a NaN routes to
+    its first position (torch: to the NaN; the gradient is lost either way).
+    """
+    top = stacked.amax(0)
+    route = torch.empty_like(stacked)
+    below = top.new_ones(())  # every plane before k is below the maximum
+    for k in range(stacked.shape[0] - 1):
+        still = torch.sub(top, stacked[k]).sign_().mul_(below)
+        torch.sub(below, still, out=route[k])  # 1 where plane k is the first to reach it
+        below = still
+    route[-1] = below
+    return top, route
 
 
 class AvgPool2d(Module):

@@ -150,6 +150,33 @@ def test_maxpool2d_2x2_channels_last_every_tie_pattern():
     torch.testing.assert_close(gx[0], xk.grad, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_maxpool2d_infinite_maxima_route_like_torch_and_nan_stays_in_its_window(channels_last):
+    """`first_maximum` compares max - plane with 0: with inf - inf = NaN it must still
+    find an infinite maximum (and an all -inf window) where torch does, and a window
+    holding a NaN must not spread NaN to the gradients of other windows."""
+    inf = float("inf")
+    x = randn((1, 2, 2, 4, 6), gen(3))
+    x[0, 0, 0, 0, 0:2] = inf  # a tie of +inf: the first wins
+    x[0, 0, 1, 2:4, 2:4] = -inf  # a window of -inf only
+    x[0, 1, 0, 1, 3] = inf
+    x[0, 1, 1, 2, 4] = float("nan")
+    if channels_last:
+        x = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    ours = MaxPool2d(2)
+    y = ours.forward(x)
+    cot = randn(y.shape, gen(4))
+    gx = ours.backward(cot)
+    xk = x[0].clone().requires_grad_(True)
+    yk = nn.MaxPool2d(2)(xk)
+    yk.backward(cot[0])
+    torch.testing.assert_close(y[0], yk.detach(), rtol=0, atol=0, equal_nan=True)
+    nan_window = torch.zeros_like(xk, dtype=torch.bool)
+    nan_window[1, 1, 2:4, 4:6] = True
+    torch.testing.assert_close(gx[0][~nan_window], xk.grad[~nan_window], rtol=0, atol=0)
+    assert torch.isfinite(gx).all()
+
+
 @EXAMPLES
 @given(r=replicas, b=st.integers(1, 4), c=st.integers(1, 3), case=pool_cases(), seed=seeds)
 def test_avgpool2d(r, b, c, case, seed):
