@@ -54,3 +54,22 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(l0, l1)
     for a, b in zip(p0 + b0, p1 + b1):
         torch.testing.assert_close(a, b)
+
+
+def test_cuda_maxpool_infinite_maxima_and_nan_like_the_cpu():
+    """`first_maximum` leans on sign(NaN) = 0 (inf - inf is NaN): the device must
+    route an infinite maximum, an all -inf window and a NaN window as the CPU does."""
+    inf = float("inf")
+    x = torch.randn(1, 2, 2, 4, 6, generator=torch.Generator().manual_seed(3))
+    x[0, 0, 0, 0, 0:2] = inf
+    x[0, 0, 1, 2:4, 2:4] = -inf
+    x[0, 1, 1, 2, 4] = float("nan")
+    cot = torch.randn(1, 2, 2, 2, 3, generator=torch.Generator().manual_seed(4))
+    results = []
+    for device in ("cpu", "cuda"):
+        pool = MaxPool2d(2)
+        y = pool.forward(x.to(device))
+        results.append((y.cpu(), pool.backward(cot.to(device)).cpu()))
+    (y0, g0), (y1, g1) = results
+    torch.testing.assert_close(y0, y1, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(g0, g1, rtol=0, atol=0)
