@@ -19,21 +19,23 @@ class MaxPool2d(Module):
         backward: dL/dx = g at the argmax of each window, 0 elsewhere (summed where windows overlap)
 
     The windows are gathered kernel-major, [kh*kw, ..., Ho, Wo], and reduced
-    by `first_maximum`, which also keeps where each maximum came from as a
-    one-hot `route` of the same shape; the backward is one product with it.
+    by `amax`. The backward finds where each maximum came from
+    (`first_maximum`, a one-hot route of the windows' shape) and places g
+    there in one product; an evaluation, which has no backward, never pays for it.
     When x is channels last (as a convolution leaves it) and the windows tile
     it (kernel = stride, dividing H and W: the usual 2 x 2 pooling), they are
     gathered as [kh*kw, R, B, Ho, Wo, C], in runs of C floats, and the
     gradient is written back channels last.
     """
 
-    _cache = ("_route", "_xshape", "_last")
+    _cache = ("_windows", "_top", "_xshape", "_last")
 
     def __init__(self, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None) -> None:
         super().__init__()
         self.kernel_size = pair(kernel_size)
         self.stride = pair(stride) if stride is not None else self.kernel_size
-        self._route: torch.Tensor | None = None
+        self._windows: torch.Tensor | None = None  # [kh*kw, ...]: the gathered windows
+        self._top: torch.Tensor | None = None  # their maximum (the output, before its permute)
         self._xshape: tuple[int, ...] | None = None
         self._last = False
 
@@ -48,23 +50,25 @@ class MaxPool2d(Module):
         if self._last:
             r, b, c, h, w = x.shape
             tiles = x.permute(0, 1, 3, 4, 2).view(r, b, h // kh, kh, w // kw, kw, c)
-            stacked = tiles.permute(3, 5, 0, 1, 2, 4, 6).reshape(kh * kw, r, b, h // kh, w // kw, c)
-            y, self._route = first_maximum(stacked)  # y: [R, B, Ho, Wo, C]
-            return y.permute(0, 1, 4, 2, 3)
+            self._windows = tiles.permute(3, 5, 0, 1, 2, 4, 6).reshape(kh * kw, r, b, h // kh, w // kw, c)
+            self._top = self._windows.amax(0)  # [R, B, Ho, Wo, C]
+            return self._top.permute(0, 1, 4, 2, 3)
         windows = unfold2d(x, kh, kw, sh, sw)  # [R, B, C, Ho, Wo, kh, kw]
-        y, self._route = first_maximum(windows.permute(5, 6, 0, 1, 2, 3, 4).reshape(kh * kw, *windows.shape[:-2]))
-        return y
+        self._windows = windows.permute(5, 6, 0, 1, 2, 3, 4).reshape(kh * kw, *windows.shape[:-2])
+        self._top = self._windows.amax(0)
+        return self._top
 
     def backward(self, grad: torch.Tensor) -> torch.Tensor:
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         h, w = self._xshape[-2:]
+        route = first_maximum(self._windows, self._top)
         if self._last:
             r, b, c, ho, wo = grad.shape
             gx = grad.new_empty(r, b, h, w, c)  # channels last; the product is written into its windows
             windows = gx.view(r, b, ho, kh, wo, kw, c).permute(3, 5, 0, 1, 2, 4, 6)
-            torch.mul(self._route.view(kh, kw, r, b, ho, wo, c), grad.permute(0, 1, 3, 4, 2), out=windows)
+            torch.mul(route.view(kh, kw, r, b, ho, wo, c), grad.permute(0, 1, 3, 4, 2), out=windows)
             return gx.permute(0, 1, 4, 2, 3)
-        cols = (self._route * grad).view(kh, kw, *grad.shape)  # g placed at each window's first maximum
+        cols = (route * grad).view(kh, kw, *grad.shape)  # g placed at each window's first maximum
         cols = cols.permute(*range(2, grad.dim() + 2), 0, 1)  # [..., Ho, Wo, kh, kw]
         if self._tiles(h, w):
             # windows tile x exactly: col2im is a reshape [..., Ho, kh, Wo, kw] -> [..., H, W]
@@ -75,10 +79,11 @@ class MaxPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
-def first_maximum(stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The maximum over the leading axis of `stacked` [K, ...], and `route`
-    (same shape as `stacked`): 1 at the first plane that reaches it, 0 elsewhere,
-    which is the window position torch's pooling picks on ties.
+def first_maximum(stacked: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """Where the maximum `top` = stacked.amax(0) of `stacked` [K, ...] comes
+    from, as `route` (same shape as `stacked`): 1 at the first plane that
+    reaches it, 0 elsewhere, which is the window position torch's pooling
+    picks on ties.
 
     `Tensor.max(dim)` gives the index directly, but its index-tracking
     reduction is not vectorized: on the SAUX extractor's 12 x 12 maps it took
@@ -89,7 +94,6 @@ def first_maximum(stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     NaN) is found where torch finds it, and a window holding a NaN routes to
     its first position (torch: to the NaN; the gradient is lost either way).
     """
-    top = stacked.amax(0)
     route = torch.empty_like(stacked)
     below = top.new_ones(())  # every plane before k is below the maximum
     for k in range(stacked.shape[0] - 1):
@@ -97,7 +101,7 @@ def first_maximum(stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         torch.sub(below, still, out=route[k])  # 1 where plane k is the first to reach it
         below = still
     route[-1] = below
-    return top, route
+    return route
 
 
 class AvgPool2d(Module):
