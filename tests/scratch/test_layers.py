@@ -125,11 +125,17 @@ def test_maxpool2d_breaks_ties_like_torch_and_keeps_the_layout(kernel, channels_
     gx = ours.backward(cot)
     assert gx.stride() == x.stride()
     for k in range(2):
-        xk = x[k].clone().requires_grad_(True)
-        yk = nn.MaxPool2d(kernel)(xk)
-        yk.backward(cot[k])
-        torch.testing.assert_close(y[k], yk.detach(), rtol=0, atol=0)
-        torch.testing.assert_close(gx[k], xk.grad, rtol=0, atol=0)
+        yk, gk = torch_maxpool(x[k], kernel, cot[k])
+        torch.testing.assert_close(y[k], yk, rtol=0, atol=0)
+        torch.testing.assert_close(gx[k], gk, rtol=0, atol=0)
+
+
+def torch_maxpool(x: torch.Tensor, kernel: int, cot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch's max-pooling of one replica x [B, C, H, W]: its output and dL/dx for the cotangent `cot`."""
+    x = x.clone().requires_grad_(True)
+    y = nn.MaxPool2d(kernel)(x)
+    y.backward(cot)
+    return y.detach(), x.grad
 
 
 def test_maxpool2d_2x2_channels_last_every_tie_pattern():
@@ -143,11 +149,9 @@ def test_maxpool2d_2x2_channels_last_every_tie_pattern():
     y = ours.forward(x)
     cot = randn(y.shape, gen(2))
     gx = ours.backward(cot)
-    xk = x[0].clone().requires_grad_(True)
-    yk = nn.MaxPool2d(2)(xk)
-    yk.backward(cot[0])
-    torch.testing.assert_close(y[0], yk.detach(), rtol=0, atol=0)
-    torch.testing.assert_close(gx[0], xk.grad, rtol=0, atol=0)
+    yk, gk = torch_maxpool(x[0], 2, cot[0])
+    torch.testing.assert_close(y[0], yk, rtol=0, atol=0)
+    torch.testing.assert_close(gx[0], gk, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -167,13 +171,11 @@ def test_maxpool2d_infinite_maxima_route_like_torch_and_nan_stays_in_its_window(
     y = ours.forward(x)
     cot = randn(y.shape, gen(4))
     gx = ours.backward(cot)
-    xk = x[0].clone().requires_grad_(True)
-    yk = nn.MaxPool2d(2)(xk)
-    yk.backward(cot[0])
-    torch.testing.assert_close(y[0], yk.detach(), rtol=0, atol=0, equal_nan=True)
-    nan_window = torch.zeros_like(xk, dtype=torch.bool)
+    yk, gk = torch_maxpool(x[0], 2, cot[0])
+    torch.testing.assert_close(y[0], yk, rtol=0, atol=0, equal_nan=True)
+    nan_window = torch.zeros_like(gk, dtype=torch.bool)
     nan_window[1, 1, 2:4, 4:6] = True
-    torch.testing.assert_close(gx[0][~nan_window], xk.grad[~nan_window], rtol=0, atol=0)
+    torch.testing.assert_close(gx[0][~nan_window], gk[~nan_window], rtol=0, atol=0)
     assert torch.isfinite(gx).all()
 
 
