@@ -14,7 +14,9 @@ import torch
 
 from minispec.backends import make_model
 from minispec.compiler import compile_file
+from minispec.experiment.folder import program_hash
 from minispec.experiment.training import Chunk, train_chunk
+from tests.conftest import ROOT
 
 SPEC = """spec drop
 data disk(train=200, test=200)
@@ -40,10 +42,10 @@ def program(write_spec, batch: int = 50):
 
 
 def factory(backend: str, seen: list | None = None):
-    def make(program, states, device, generators=None):
+    def make(program, states, device, generators=None, hyper=None):
         if seen is not None:
             seen.extend(generators)
-        return make_model(backend, program, states, device, generators=generators)
+        return make_model(backend, program, states, device, generators=generators, hyper=hyper)
 
     return make
 
@@ -77,6 +79,39 @@ def test_an_epoch_waits_for_the_device_only_to_evaluate(write_spec, backend):
     many = synchronisations(Chunk(program(write_spec, batch=25), (0, 1, 2), "hash", device="cuda"), backend)
     assert few == many
     assert few > 0  # the evaluation's one read is seen: the count works
+
+
+def sweep_chunk(batch: int, optimizers: list[str], device: str) -> Chunk:
+    """A sweep's chunk: one replica per optimizer, each its own momentum, weight decay and learning rate."""
+    spec = str(ROOT / "tests/experiment/specs/sweepable.mdl")
+    points = [compile_file(spec, [f"optimizer={o}", f"batch={batch}", "epochs=1"]) for o in optimizers]
+    return Chunk(points[0], tuple(range(len(points))), program_hash(points[0]), device=device, points=tuple(points),
+                 point_hashes=tuple(program_hash(p) for p in points))
+
+
+SWEEPS = {
+    "sgd": ["sgd(lr=0.1, momentum=0.5)", "sgd(lr=0.05, weight_decay=0.01)", "sgd(lr=0.05, momentum=0.9)"],
+    "adam": ["adam(lr=0.01)", "adam(lr=0.03, beta1=0.8, weight_decay=0.001)"],
+}
+
+
+@pytest.mark.parametrize("optimizers", SWEEPS.values(), ids=SWEEPS.keys())
+def test_a_sweeps_chunk_trains_with_its_own_options_per_replica(optimizers):
+    """The chunk the CUDA count below uses, on the CPU: it trains, and its replicas' options differ."""
+    finished = train_chunk(sweep_chunk(25, optimizers, "cpu"), factory("scratch"))
+    assert len(finished) == len(optimizers) and all(f.state is not None for f in finished)
+    assert len({f.record.spec_hash for f in finished}) == len(optimizers)
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("backend", ["torch", "scratch"])
+@pytest.mark.parametrize("optimizers", SWEEPS.values(), ids=SWEEPS.keys())
+def test_a_sweeps_epoch_waits_for_the_device_only_to_evaluate(backend, optimizers):
+    """Per-replica momentum and weight decay are decided once, not read from a tensor each step."""
+    few = synchronisations(sweep_chunk(100, optimizers, "cuda"), backend)
+    many = synchronisations(sweep_chunk(25, optimizers, "cuda"), backend)
+    assert few == many > 0
 
 
 @pytest.mark.cuda
