@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/layers.py                        # saux, 1 trial, 200 steps
     .venv/bin/python benchmarks/layers.py --spec disk --trials 50
+    .venv/bin/python benchmarks/layers.py --against /tmp/old     # this step against another checkout's layers
 
 Builds the spec's `ScratchModel` for `--trials` replicas, draws the training
 batches once (as `benchmarks/trials.py` does for its one-step timings),
@@ -12,11 +13,23 @@ step's total and what the layers leave (the graph's own bookkeeping, the
 losses and the optimizer). A clock around every call costs about a
 microsecond a call; torch.profiler's costs more and distorts small ops.
 No figure here is asserted anywhere.
+
+`--against CHECKOUT` compares whole steps instead: a second model, the same
+weights, whose layers are switched to the classes of the same name defined
+in CHECKOUT's `minispec/scratch/*.py` (git worktree add /tmp/old <rev>).
+The two models take turns, a block of a few steps each, and the median of
+the blocks' ratios is printed: on a machine whose speed drifts by tens of
+percent within minutes, this resolves a difference of a few percent that
+alternated runs of whole processes do not. Only changes inside layer
+classes are compared: CHECKOUT's modules import this checkout's package,
+and the graph, losses and optimizer are this checkout's.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import statistics
 import sys
 import time
 from collections import Counter
@@ -86,12 +99,81 @@ def per_layer(model: ScratchModel, steps: list, repeat: int) -> tuple[Counter, f
     return Counter({k: v / repeat for k, v in spent.items()}), total
 
 
+def layer_classes(checkout: Path) -> dict[str, type]:
+    """The Module subclasses defined in CHECKOUT's minispec/scratch/*.py, by name
+    (module.py, which defines the base class itself, and __init__.py aside)."""
+    classes = {}
+    for path in sorted((checkout / "minispec" / "scratch").glob("*.py")):
+        if path.name in ("__init__.py", "module.py"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"against_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        classes.update({name: value for name, value in vars(module).items()
+                        if isinstance(value, type) and issubclass(value, Module) and value.__module__ == module.__name__})
+    return classes
+
+
+def switched(model: ScratchModel, classes: dict[str, type]) -> list[str]:
+    """Switch each layer of `model` to the class of its name in `classes`; the names switched."""
+    names = []
+    for layer in model.layers.values():
+        other = classes.get(type(layer).__name__)
+        if other is not None and other is not type(layer):
+            layer.__class__ = other
+            names.append(other.__name__)
+    return sorted(set(names))
+
+
+def interleaved(models: list[ScratchModel], steps: list, rounds: int, block: int) -> list[list[float]]:
+    """Seconds per step of each model in each round; the models take turns, in an order that alternates."""
+    for model in models:
+        for inputs, targets in steps[:10]:
+            model.train_step(inputs, targets)  # warm up
+    seconds: list[list[float]] = [[] for _ in models]
+    for r in range(rounds):
+        order = range(len(models)) if r % 2 == 0 else reversed(range(len(models)))
+        for i in order:
+            start = time.perf_counter()
+            for j in range(block):
+                inputs, targets = steps[(r * block + j) % len(steps)]
+                models[i].train_step(inputs, targets)
+            seconds[i].append((time.perf_counter() - start) / block)
+    return seconds
+
+
+def against(program, states, steps, checkout: Path, rounds: int) -> None:
+    here = ScratchModel(program, states)
+    there = ScratchModel(program, states)
+    names = switched(there, layer_classes(checkout))
+    differ = [path.name for path in sorted((checkout / "minispec" / "scratch").glob("*.py"))
+              if not (ROOT / "minispec" / "scratch" / path.name).is_file()
+              or path.read_bytes() != (ROOT / "minispec" / "scratch" / path.name).read_bytes()]
+    print(f"  against {checkout}: its {', '.join(names) or 'no class'} in place of this checkout's; "
+          f"files that differ: {', '.join(differ) or 'none'}")
+    try:
+        ours, theirs = interleaved([here, there], steps, rounds, block=4)
+    except (AttributeError, TypeError) as error:
+        raise SystemExit(f"layers.py: the classes of {checkout} do not fit this checkout's layers: {error}") from error
+    ratios = sorted(b / a for a, b in zip(ours, theirs))
+    quartiles = statistics.quantiles(ratios, n=4)
+    print(f"  {'this checkout':<48} {statistics.median(ours) * 1e6:9.0f} us a step")
+    print(f"  {str(checkout):<48} {statistics.median(theirs) * 1e6:9.0f} us a step")
+    print(f"  {checkout} / this checkout: {statistics.median(ratios):.3f}, median of {rounds} blocks of 4 steps "
+          f"(half of them between {quartiles[0]:.3f} and {quartiles[2]:.3f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", default="saux", help="a shipped spec name (default saux)")
     parser.add_argument("--trials", type=int, default=1, help="replicas trained at once (default 1)")
     parser.add_argument("--steps", type=int, default=200, help="timed steps (default 200)")
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="time whole steps against the layer classes of another checkout, taking turns")
+    parser.add_argument("--rounds", type=int, default=200, help="turns of each model with --against (default 200)")
     args = parser.parse_args(argv)
+    if args.against is not None and not (args.against / "minispec" / "scratch").is_dir():
+        parser.error(f"--against {args.against}: no minispec/scratch/ there (give a checkout's root)")
     spec = ROOT / "specs" / f"{args.spec}.mdl"
     if not spec.is_file():
         parser.error(f"no shipped spec {args.spec!r}: the names are those of specs/*.mdl")
@@ -101,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     model = ScratchModel(program, states)
     steps = batches(program, args.trials, 20)
     print(f"{args.spec}, {args.trials} trial(s), batch {program.train.batch}, {torch.get_num_threads()} thread(s)")
+    if args.against is not None:
+        against(program, states, steps, args.against.resolve(), args.rounds)
+        return 0
     spent, total = per_layer(model, steps, args.steps)
     for label, seconds in spent.most_common():
         print(f"  {label:<48} {seconds * 1e6:9.0f} us")
