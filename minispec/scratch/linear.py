@@ -17,6 +17,8 @@ class Linear(Module):
 
         forward:  y = x W^T + b
         backward: dL/dx = g W      dL/dW += g^T x      dL/db += sum_batch g
+
+    With `input_grad` False (a first layer, its input the data) dL/dx is skipped.
     """
 
     _cache = ("_x",)
@@ -60,6 +62,8 @@ class Linear(Module):
         add_weight_gradient(self.weight.grad, g, x)  # dW += g^T x
         if self.bias is not None:
             self.bias.grad.add_(g.sum(1))  # db += sum_b g
+        if not self.input_grad:
+            return None
         gx = torch.bmm(g, self.weight.value)  # dx = g W
         return gx if len(lead) == 2 else gx.view(*lead, self.in_features)
 

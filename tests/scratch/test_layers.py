@@ -48,6 +48,24 @@ def test_linear(r, b, i, o, bias, seed):
     both_checks(ours, lambda k: nn.Linear(i, o, bias=bias, dtype=F64), x, seed)
 
 
+def test_linear_without_input_gradient_keeps_the_parameter_gradients():
+    """A first layer (its input the data: input_grad False) returns no dL/dx, and the
+    same parameter gradients as when it does."""
+    ours = Linear(3, 4, replicas=2, generator=gen(0), dtype=F64)
+    x = randn((2, 5, 3), gen(1))
+    cot = randn((2, 5, 4), gen(2))
+    ours.forward(x)
+    ours.zero_grad()
+    assert ours.backward(cot) is not None
+    grads = [p.grad.clone() for p in ours.params()]
+    ours.input_grad = False
+    ours.forward(x)
+    ours.zero_grad()
+    assert ours.backward(cot) is None
+    for p, before in zip(ours.params(), grads):
+        torch.testing.assert_close(p.grad, before, rtol=0, atol=0)
+
+
 def test_linear_extra_axes():
     ours = Linear(3, 2, replicas=2, dtype=F64)
     x = randn((2, 4, 5, 3), gen(0))

@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from minispec import scratch
-from minispec.backends.scratch_graph import Add, MatMul, Mul, Outer, Sub, Sum
+from minispec.backends.scratch_graph import Add, MatMul, Mul, Outer, ScratchModel, Sub, Sum
+from minispec.backends.weights import initial_state, trial_generator
+from minispec.compiler import compile_file
+from tests.conftest import ROOT
 from tests.scratch.helpers import directional_fd, randn
 
 R, B = 2, 3
@@ -66,3 +69,11 @@ def test_forwards_are_the_products_and_sums_they_claim():
     torch.testing.assert_close(Sum(-1).forward(m), m.reshape(R, B, 6).sum(-1, keepdim=True))
     (x,) = inputs([3, 4, 5])
     torch.testing.assert_close(scratch.GlobalAvgPool2d().forward(x), x.mean((-2, -1)))
+
+
+def test_only_a_layer_whose_input_needs_a_gradient_computes_it():
+    """The graph tells a first layer (its input the data) to skip dL/dx; every later layer computes it."""
+    program = compile_file(str(ROOT / "specs/disk.mdl"), [])
+    model = ScratchModel(program, [initial_state(program, trial_generator(0, 0))])
+    linears = [model.layers[node.id] for node in program.nodes if isinstance(model.layers.get(node.id), scratch.Linear)]
+    assert [layer.input_grad for layer in linears] == [False, True, True, True]
