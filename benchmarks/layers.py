@@ -67,6 +67,15 @@ def batches(program, trials: int, count: int) -> list[tuple[dict, list]]:
             for index in picked]
 
 
+BLOCK = 4  # steps each model takes in its turn with --against
+
+
+def warm_up(model: ScratchModel, steps: list) -> None:
+    """Ten steps before any clock: the optimizer's state and the first allocations."""
+    for inputs, targets in steps[:10]:
+        model.train_step(inputs, targets)
+
+
 def per_layer(model: ScratchModel, steps: list, repeat: int) -> tuple[Counter, float]:
     """Seconds per step of each (layer, input shape), and of the whole step."""
     spent: Counter = Counter()
@@ -88,8 +97,7 @@ def per_layer(model: ScratchModel, steps: list, repeat: int) -> tuple[Counter, f
         if isinstance(layer, Module):
             clocked(layer, "forward")
             clocked(layer, "backward")
-    for inputs, targets in steps[:10]:
-        model.train_step(inputs, targets)  # warm up: optimizer state, first allocations
+    warm_up(model, steps)
     spent.clear()
     start = time.perf_counter()
     for j in range(repeat):
@@ -128,8 +136,7 @@ def switched(model: ScratchModel, classes: dict[str, type]) -> list[str]:
 def interleaved(models: list[ScratchModel], steps: list, rounds: int, block: int) -> list[list[float]]:
     """Seconds per step of each model in each round; the models take turns, in an order that alternates."""
     for model in models:
-        for inputs, targets in steps[:10]:
-            model.train_step(inputs, targets)  # warm up
+        warm_up(model, steps)
     seconds: list[list[float]] = [[] for _ in models]
     for r in range(rounds):
         order = range(len(models)) if r % 2 == 0 else reversed(range(len(models)))
@@ -152,14 +159,14 @@ def against(program, states, steps, checkout: Path, rounds: int) -> None:
     print(f"  against {checkout}: its {', '.join(names) or 'no class'} in place of this checkout's; "
           f"files that differ: {', '.join(differ) or 'none'}")
     try:
-        ours, theirs = interleaved([here, there], steps, rounds, block=4)
+        ours, theirs = interleaved([here, there], steps, rounds, BLOCK)
     except (AttributeError, TypeError) as error:
         raise SystemExit(f"layers.py: the classes of {checkout} do not fit this checkout's layers: {error}") from error
-    ratios = sorted(b / a for a, b in zip(ours, theirs))
+    ratios = [b / a for a, b in zip(ours, theirs)]
     quartiles = statistics.quantiles(ratios, n=4)
     print(f"  {'this checkout':<48} {statistics.median(ours) * 1e6:9.0f} us a step")
     print(f"  {str(checkout):<48} {statistics.median(theirs) * 1e6:9.0f} us a step")
-    print(f"  {checkout} / this checkout: {statistics.median(ratios):.3f}, median of {rounds} blocks of 4 steps "
+    print(f"  {checkout} / this checkout: {statistics.median(ratios):.3f}, median of {rounds} blocks of {BLOCK} steps "
           f"(half of them between {quartiles[0]:.3f} and {quartiles[2]:.3f})")
 
 
@@ -180,13 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     program = compile_file(str(spec), [])
     keep_freed_memory()  # as the training loop does: freed tensors' pages are kept, not faulted in again
     states = [initial_state(program, trial_generator(0, k)) for k in range(args.trials)]
-    model = ScratchModel(program, states)
     steps = batches(program, args.trials, 20)
     print(f"{args.spec}, {args.trials} trial(s), batch {program.train.batch}, {torch.get_num_threads()} thread(s)")
     if args.against is not None:
         against(program, states, steps, args.against.resolve(), args.rounds)
         return 0
-    spent, total = per_layer(model, steps, args.steps)
+    spent, total = per_layer(ScratchModel(program, states), steps, args.steps)
     for label, seconds in spent.most_common():
         print(f"  {label:<48} {seconds * 1e6:9.0f} us")
     layers = sum(spent.values())

@@ -8,9 +8,13 @@ import sys
 from tests.conftest import ROOT
 
 
+def run_layers(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks/layers.py"), *args],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
 def layers(*args: str) -> str:
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks/layers.py"), *args],
-                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    result = run_layers(*args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -24,7 +28,6 @@ def test_every_layer_of_a_saux_step_is_timed():
     assert total and int(total[1]) >= int(total[2]) > 0
 
 
-
 def test_against_a_checkout_times_both_steps_taking_turns():
     """Against this very checkout: every layer class is switched, no file differs, and
     the ratio of the two (identical) steps is printed."""
@@ -35,7 +38,6 @@ def test_against_a_checkout_times_both_steps_taking_turns():
 
 
 def test_against_a_folder_that_is_no_checkout_is_a_usage_error(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks/layers.py"), "--against", str(tmp_path)],
-                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    result = run_layers("--against", str(tmp_path))
     assert result.returncode == 2
     assert "no minispec/scratch/ there" in result.stderr
