@@ -106,3 +106,16 @@ def fd_check_module(ours: Module, x: torch.Tensor, g: torch.Generator, before_fo
             directional_fd(phi, x, gx, g)
             for name, p in ours.named_params().items():
                 directional_fd(phi, p.value, grads[name], g)
+
+
+def windows_with_infinities_and_nan(channels_last: bool = False) -> torch.Tensor:
+    """[1, 2, 2, 4, 6] floats for 2 x 2 max-pooling with every edge case of a maximum
+    found by comparing max - x with 0 (inf - inf is NaN): a tie of +inf, a window of
+    -inf only, a lone +inf, and one NaN (in the window [1, 1, 2:4, 4:6])."""
+    inf = float("inf")
+    x = randn((1, 2, 2, 4, 6), gen(3))
+    x[0, 0, 0, 0, 0:2] = inf  # a tie of +inf: the first wins
+    x[0, 0, 1, 2:4, 2:4] = -inf  # a window of -inf only
+    x[0, 1, 0, 1, 3] = inf
+    x[0, 1, 1, 2, 4] = float("nan")
+    return x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3) if channels_last else x

@@ -18,6 +18,8 @@ from minispec.scratch import (
     Sequential,
 )
 
+from .helpers import windows_with_infinities_and_nan
+
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
@@ -59,12 +61,8 @@ def test_cuda_matches_cpu():
 def test_cuda_maxpool_infinite_maxima_and_nan_like_the_cpu():
     """`first_maximum` leans on sign(NaN) = 0 (inf - inf is NaN): the device must
     route an infinite maximum, an all -inf window and a NaN window as the CPU does."""
-    inf = float("inf")
-    x = torch.randn(1, 2, 2, 4, 6, generator=torch.Generator().manual_seed(3))
-    x[0, 0, 0, 0, 0:2] = inf
-    x[0, 0, 1, 2:4, 2:4] = -inf
-    x[0, 1, 1, 2, 4] = float("nan")
-    cot = torch.randn(1, 2, 2, 2, 3, generator=torch.Generator().manual_seed(4))
+    x = windows_with_infinities_and_nan()
+    cot = torch.randn(1, 2, 2, 2, 3, generator=torch.Generator().manual_seed(4), dtype=x.dtype)
     results = []
     for device in ("cpu", "cuda"):
         pool = MaxPool2d(2)

@@ -25,7 +25,7 @@ from minispec.scratch import (
     Tanh,
 )
 
-from .helpers import F64, check_against_torch, fd_check_module, gen, randn
+from .helpers import F64, check_against_torch, fd_check_module, gen, randn, windows_with_infinities_and_nan
 
 nn = torch.nn
 EXAMPLES = settings(max_examples=15, deadline=None)
@@ -178,14 +178,7 @@ def test_maxpool2d_infinite_maxima_route_like_torch_and_nan_stays_in_its_window(
     """`first_maximum` compares max - plane with 0: with inf - inf = NaN it must still
     find an infinite maximum (and an all -inf window) where torch does, and a window
     holding a NaN must not spread NaN to the gradients of other windows."""
-    inf = float("inf")
-    x = randn((1, 2, 2, 4, 6), gen(3))
-    x[0, 0, 0, 0, 0:2] = inf  # a tie of +inf: the first wins
-    x[0, 0, 1, 2:4, 2:4] = -inf  # a window of -inf only
-    x[0, 1, 0, 1, 3] = inf
-    x[0, 1, 1, 2, 4] = float("nan")
-    if channels_last:
-        x = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    x = windows_with_infinities_and_nan(channels_last)
     ours = MaxPool2d(2)
     y = ours.forward(x)
     cot = randn(y.shape, gen(4))
