@@ -46,6 +46,11 @@ class RunStarted(Event):
     plan: str = ""
     pending_epochs: int | None = None
 
+    @property
+    def total_epochs(self) -> int:
+        """The epochs the pending trials will train in all."""
+        return self.pending_epochs if self.pending_epochs is not None else len(self.pending) * self.epochs
+
 
 @dataclass(frozen=True)
 class TrialStarted(Event):

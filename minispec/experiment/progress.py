@@ -46,8 +46,7 @@ class TqdmProgress:
             if self.tty:
                 from tqdm import tqdm
 
-                total = event.pending_epochs if event.pending_epochs is not None else len(event.pending) * event.epochs
-                self.bar = tqdm(total=total, file=self.file, unit="epoch",
+                self.bar = tqdm(total=event.total_epochs, file=self.file, unit="epoch",
                                 desc=event.spec, dynamic_ncols=True, leave=True)
                 self.bar.write(head, file=self.file)
             else:
